@@ -1,0 +1,47 @@
+# lra-bench. `make bench MODEL=transformer` and `make test` do all the set-up themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+MODEL   ?= transformer
+TASK    ?= listops
+PROFILE ?= mini
+SEED    ?= 0
+RESULTS ?= results
+ARGS    ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup bench test test-slow lint leaderboard clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "  bench takes MODEL=$(MODEL) TASK=$(TASK) PROFILE=$(PROFILE) SEED=$(SEED) RESULTS=$(RESULTS) ARGS='hydra overrides'"
+
+setup: $(STAMP) ## create .venv and install the pinned dependencies
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+bench: $(STAMP) ## train + evaluate one run, update the leaderboard
+	$(BIN)/python -m lra_bench.run task=$(TASK) model=$(MODEL) profile=$(PROFILE) seed=$(SEED) results_dir=$(RESULTS) $(ARGS)
+
+test: $(STAMP) ## the default test suite (fast; no GPU needed)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP) ## only the slow tests (end-to-end learning, full-size generation)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+leaderboard: $(STAMP) ## re-aggregate every run record under RESULTS
+	$(BIN)/lra-bench leaderboard --results $(RESULTS)
+
+clean: ## remove the venv, generated data and caches (keeps results/)
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .tox
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,62 @@
+"""Batches drawn from a task's arrays.
+
+Training batches are a pure function of (seed, step): epoch e is a permutation seeded by
+(seed, e), and step s takes the next `batch_size` rows of it (the last partial batch of an
+epoch is dropped, as LRA does). A run resumed at step s therefore sees exactly the batches an
+uninterrupted run would have seen. Each batch is cut to its longest row, which is exact because
+the models ignore padding, and saves most of the compute on variable-length tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from tasks.base import Split
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # tokens (B, L), lengths (B,), labels (B,)
+
+
+def take(split: Split, rows: np.ndarray) -> Batch:
+    """Rows of a split as tensors, cut to the longest row among them."""
+    lengths = np.asarray(split.lengths[rows])
+    width = int(lengths.max())
+    tokens = np.asarray(split.tokens[rows, :width])
+    return (
+        torch.from_numpy(tokens.astype(np.int64)),
+        torch.from_numpy(lengths.astype(np.int64)),
+        torch.from_numpy(np.asarray(split.labels[rows]).astype(np.int64)),
+    )
+
+
+class TrainBatches:
+    """Shuffled training batches; `batch(step)` is deterministic given the seed."""
+
+    def __init__(self, split: Split, batch_size: int, seed: int) -> None:
+        if len(split) < batch_size:
+            raise ValueError(
+                f"training split has {len(split)} examples, fewer than one batch of {batch_size}"
+            )
+        self.split = split
+        self.batch_size = batch_size
+        self.seed = seed
+        self.per_epoch = len(split) // batch_size
+        self._epoch = -1
+        self._order: np.ndarray | None = None
+
+    def batch(self, step: int) -> Batch:
+        epoch, within = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.split))
+            self._epoch = epoch
+        start = within * self.batch_size
+        rows = np.sort(self._order[start : start + self.batch_size])  # sorted: faster memmap reads
+        return take(self.split, rows)
+
+
+def eval_batches(split: Split, batch_size: int) -> Iterator[Batch]:
+    """Every row of the split once, in order (the last batch may be smaller)."""
+    for start in range(0, len(split), batch_size):
+        yield take(split, np.arange(start, min(start + batch_size, len(split))))

@@ -1,0 +1,207 @@
+"""The one training loop: AdamW + schedule, gradient accumulation and clipping, bf16 autocast on
+CUDA, evaluation every N steps, the best validation checkpoint kept, then test on that checkpoint.
+
+A run directory holds `last.pt` (everything needed to resume, rewritten at each evaluation) and
+`best.pt` (the model weights at the best validation accuracy so far).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from lra_bench.batches import TrainBatches, eval_batches
+from lra_bench.optim import build_optimizer, build_scheduler
+from tasks.base import Split, TaskData
+
+
+@dataclass
+class TrainerConfig:
+    """Mirrors `trainer:` in conf/profile/*.yaml; every field is documented there."""
+
+    batch_size: int = 32
+    grad_accum: int = 1
+    max_steps: int = 1000
+    eval_every: int = 100
+    eval_batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-9
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or fp32 / bf16
+
+
+@dataclass
+class TrainResult:
+    status: str  # ok | diverged
+    steps: int
+    best_step: int | None
+    best_val_accuracy: float | None
+    val_accuracy: float | None
+    test_accuracy: float | None
+    train_seconds: float
+    steps_per_second: float
+    final_train_loss: float | None
+    history: list[dict] = field(default_factory=list)
+
+
+def autocast_context(device: torch.device, precision: str):
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if use_bf16:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, split: Split, batch_size: int, device: torch.device, precision: str
+) -> float:
+    """Accuracy of `model` on every example of `split`."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for tokens, lengths, labels in eval_batches(split, batch_size):
+        with autocast_context(device, precision):
+            logits = model(tokens.to(device), lengths.to(device))
+        correct += (logits.argmax(-1).cpu() == labels).sum().item()
+    model.train(was_training)
+    return correct / max(1, len(split))
+
+
+def _save_atomically(obj: dict, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_and_evaluate(
+    model: nn.Module,
+    data: TaskData,
+    config: TrainerConfig,
+    run_dir: Path,
+    device: torch.device,
+    seed: int,
+    progress: bool = True,
+) -> TrainResult:
+    """Trains `model` on data.splits['train'], selects on 'val', reports 'test'."""
+    model.to(device)
+    optimizer = build_optimizer(
+        model, config.lr, config.weight_decay, tuple(config.betas), config.eps
+    )
+    scheduler = build_scheduler(optimizer, config.schedule, config.warmup_steps, config.max_steps)
+    micro_batch = config.batch_size // config.grad_accum
+    if micro_batch * config.grad_accum != config.batch_size:
+        raise ValueError(
+            f"trainer.batch_size={config.batch_size} is not divisible by "
+            f"trainer.grad_accum={config.grad_accum}"
+        )
+    batches = TrainBatches(data.splits["train"], micro_batch, seed)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+
+    step, best_step, best_val, history, train_seconds = 0, None, None, [], 0.0
+    if last_path.exists():  # resume where the previous process of this run stopped
+        state = torch.load(last_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, best_step, best_val = state["step"], state["best_step"], state["best_val"]
+        history, train_seconds = state["history"], state["train_seconds"]
+        torch.set_rng_state(state["torch_rng"])
+
+    status, loss_value = "ok", None
+    bar = tqdm(
+        total=config.max_steps,
+        initial=step,
+        desc=f"train {data.name}",
+        unit="step",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    model.train()
+    tic = time.perf_counter()
+    while step < config.max_steps:
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for micro in range(config.grad_accum):
+            tokens, lengths, labels = batches.batch(step * config.grad_accum + micro)
+            with autocast_context(device, config.precision):
+                logits = model(tokens.to(device), lengths.to(device))
+                loss = F.cross_entropy(logits.float(), labels.to(device))
+            (loss / config.grad_accum).backward()
+            loss_sum += loss.item()
+        loss_value = loss_sum / config.grad_accum
+        if not math.isfinite(loss_value):
+            status = "diverged"
+            break
+        if config.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        bar.update(1)
+
+        if step % config.eval_every == 0 or step == config.max_steps:
+            train_seconds += time.perf_counter() - tic
+            val = evaluate(
+                model, data.splits["val"], config.eval_batch_size, device, config.precision
+            )
+            history.append({"step": step, "train_loss": loss_value, "val_accuracy": val})
+            if best_val is None or val > best_val:
+                best_val, best_step = val, step
+                _save_atomically({"model": model.state_dict(), "step": step}, best_path)
+            _save_atomically(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": step,
+                    "best_step": best_step,
+                    "best_val": best_val,
+                    "history": history,
+                    "train_seconds": train_seconds,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                last_path,
+            )
+            bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val:.3f}", best=f"{best_val:.3f}")
+            tic = time.perf_counter()
+    train_seconds += time.perf_counter() - tic  # steps since the last evaluation (or a break)
+    bar.close()
+
+    val_acc = test_acc = None
+    if best_path.exists():
+        model.load_state_dict(
+            torch.load(best_path, map_location=device, weights_only=False)["model"]
+        )
+        val_acc = evaluate(
+            model, data.splits["val"], config.eval_batch_size, device, config.precision
+        )
+        test_acc = evaluate(
+            model, data.splits["test"], config.eval_batch_size, device, config.precision
+        )
+    return TrainResult(
+        status=status,
+        steps=step,
+        best_step=best_step,
+        best_val_accuracy=best_val,
+        val_accuracy=val_acc,
+        test_accuracy=test_acc,
+        train_seconds=train_seconds,
+        steps_per_second=step / train_seconds if train_seconds > 0 else 0.0,
+        final_train_loss=loss_value,
+        history=history,
+    )

@@ -1,0 +1,84 @@
+"""What identifies a run, where its directory is, and the lock that keeps two processes of one
+run apart.
+
+A run is identified by its task, model, profile, seed and the hash of its resolved config minus
+the keys that only say where or how verbosely to run (NON_IDENTIFYING_KEYS). The same command
+therefore finds its earlier run (to skip or resume it), and two runs that differ in any setting
+never share a directory, whenever they start.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+# Top-level config keys that do not change what is computed.
+NON_IDENTIFYING_KEYS = ("results_dir", "data_root", "progress", "force", "device", "wandb")
+
+
+def identifying_config(cfg: DictConfig) -> dict:
+    """The resolved config as plain data, without the non-identifying keys."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in container.items() if k not in NON_IDENTIFYING_KEYS}
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """12 hex digits of sha256 over the canonical JSON of `identifying_config(cfg)`."""
+    canonical = json.dumps(identifying_config(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def run_dir_for(cfg: DictConfig) -> Path:
+    """results_dir/runs/<task>/<model>/<profile>/seed<seed>-<hash>."""
+    return (
+        Path(cfg.results_dir)
+        / "runs"
+        / str(cfg.task.name)
+        / str(cfg.model.name)
+        / str(cfg.profile.name)
+        / f"seed{cfg.seed}-{config_hash(cfg)}"
+    )
+
+
+class RunLockedError(RuntimeError):
+    pass
+
+
+class RunLock:
+    """An exclusive, non-blocking `flock` on `<run_dir>/run.lock`. The kernel releases it when
+    the process dies, so a crashed run never leaves a stale lock behind."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / "run.lock"
+        self._handle = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise RunLockedError(
+                f"{self.path.parent} is being run by another process (pid {holder}); "
+                "wait for it or stop it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None

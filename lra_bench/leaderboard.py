@@ -1,0 +1,138 @@
+"""The leaderboard: every run record under a directory, aggregated per (task, model, profile).
+
+Accuracy columns are percentages. Profiles are part of the key, so results of different profiles
+never share a row. Runs whose status is not `ok` count in `failed` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from lra_bench.records import find_records, read_record
+
+KEY = ["task", "model", "profile"]
+COLUMNS = [
+    *KEY,
+    "test_acc_mean",
+    "test_acc_std",
+    "seeds",
+    "failed",
+    "val_acc_mean",
+    "majority_rate",
+    "above_majority",
+    "parameters",
+    "steps_per_second",
+    "validation_is_test",
+]
+
+
+def load_runs(results_dir: Path) -> pd.DataFrame:
+    """One row per run record found under `results_dir`."""
+    rows = []
+    for path in find_records(results_dir):
+        record = read_record(path)
+        rows.append(
+            {
+                "task": record["task"],
+                "model": record["model"],
+                "profile": record["profile"],
+                "seed": record["seed"],
+                "status": record["status"],
+                "test_accuracy": record.get("test_accuracy"),
+                "val_accuracy": record.get("val_accuracy"),
+                "majority_rate": record.get("test_majority_rate"),
+                "parameters": record.get("parameters"),
+                "steps_per_second": record.get("steps_per_second"),
+                "validation_is_test": record.get("validation_is_test", False),
+                "path": str(path),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and (sample) std of test accuracy over the ok seeds of each (task, model, profile)."""
+    if runs.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    out = []
+    for key, group in runs.groupby(KEY, sort=True):
+        ok = group[group.status == "ok"]
+        test = ok.test_accuracy.astype(float) * 100
+        majority = group.majority_rate.dropna().astype(float) * 100
+        mean = test.mean() if len(ok) else float("nan")
+        out.append(
+            {
+                **dict(zip(KEY, key)),
+                "test_acc_mean": mean,
+                "test_acc_std": test.std(ddof=1) if len(ok) > 1 else float("nan"),
+                "seeds": len(ok),
+                "failed": len(group) - len(ok),
+                "val_acc_mean": ok.val_accuracy.astype(float).mean() * 100
+                if len(ok)
+                else float("nan"),
+                "majority_rate": majority.mean() if len(majority) else float("nan"),
+                "above_majority": mean - majority.mean() if len(majority) else float("nan"),
+                "parameters": group.parameters.dropna().max()
+                if group.parameters.notna().any()
+                else None,
+                "steps_per_second": ok.steps_per_second.astype(float).mean()
+                if len(ok)
+                else float("nan"),
+                "validation_is_test": bool(group.validation_is_test.any()),
+            }
+        )
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_row(row: pd.Series) -> str:
+    """One human-readable line for a leaderboard row."""
+    std = f" ± {_fmt(row.test_acc_std)}" if row.seeds > 1 else ""
+    return (
+        f"{row.task} | {row.model} | {row.profile}: test accuracy {_fmt(row.test_acc_mean)}%{std} "
+        f"over {row.seeds} seed(s), {row.failed} failed; majority class {_fmt(row.majority_rate)}% "
+        f"({_fmt(row.above_majority, 1)} points above)"
+    )
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    headers = list(table.columns)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for _, row in table.iterrows():
+        lines.append("| " + " | ".join(_fmt(row[h]) for h in headers) + " |")
+    note = (
+        "\nAccuracies in %, mean ± sample std over seeds with status ok; `failed` counts runs that "
+        "failed, diverged or ran out of memory. `majority_rate` is the accuracy of always guessing "
+        "the most frequent test label. Profiles never mix in a row.\n"
+    )
+    return "\n".join(lines) + "\n" + note
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_leaderboard(results_dir: Path, plot: bool = True) -> pd.DataFrame:
+    """Writes results_dir/leaderboard.csv, leaderboard.md and plots/leaderboard_<profile>.png."""
+    results_dir = Path(results_dir)
+    table = aggregate(load_runs(results_dir))
+    results_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(results_dir / "leaderboard.csv", table.to_csv(index=False, float_format="%.4f"))
+    _write_text(results_dir / "leaderboard.md", to_markdown(table))
+    if plot and not table.empty:
+        from lra_bench.plots import plot_leaderboard
+
+        plot_leaderboard(table, results_dir / "plots")
+    return table

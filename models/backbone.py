@@ -1,0 +1,139 @@
+"""The shared backbone: embed -> pre-norm blocks (mixer + feed-forward) -> final norm -> pool ->
+classifier head. Only the mixer differs between zoo models, so comparisons are like for like.
+
+Axis letters in shapes: B batch, L sequence length, D model width, C classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from models.pooling import POOLING
+from models.positions import POSITIONS
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: Linear(D, d_ff) -> GELU -> dropout -> Linear(d_ff, D) -> dropout.
+    forward(x: (B, L, D)) -> (B, L, D)."""
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d_model, d_ff),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_ff, d_model),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Block(nn.Module):
+    """Pre-norm residual block (as LRA's Transformer): x + mixer(LN(x)), then x + FFN(LN(x)).
+    forward(x: (B, L, D), mask: (B, L) bool) -> (B, L, D)."""
+
+    def __init__(self, d_model: int, mixer: nn.Module, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.mixer_norm = nn.LayerNorm(d_model)
+        self.mixer = mixer
+        self.mixer_dropout = nn.Dropout(dropout)
+        self.ffn_norm = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_ff, dropout) if d_ff > 0 else None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # Zero the padded positions of the mixer input so that a mixer that sums along the
+        # sequence (convolution, FFT, scan) cannot carry padding into real positions.
+        h = self.mixer_norm(x) * mask.unsqueeze(-1).to(x.dtype)
+        x = x + self.mixer_dropout(self.mixer(h, mask))
+        if self.ffn is not None:
+            x = x + self.ffn(self.ffn_norm(x))
+        return x
+
+
+class ClassifierHead(nn.Module):
+    """LRA's head: Linear(D, hidden) -> ReLU -> Linear(hidden, C). forward((B, D)) -> (B, C)."""
+
+    def __init__(self, d_in: int, hidden: int, num_classes: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)
+
+
+class SequenceClassifier(nn.Module):
+    """Token sequence -> class logits.
+
+    vocab_size, num_classes, max_length: from the task (filled in by the runner).
+    mixer: a factory `mixer(d_model=D) -> nn.Module` (a Hydra `_partial_` config); one per layer.
+    positions: 'sinusoidal' | 'learned' | 'none'.  pooling: 'cls' (prepends a learned [CLS]
+    token) | 'mean' (masked) | 'last' (last real position).  head_hidden: head MLP width
+    (LRA's mlp_dim); defaults to d_ff.
+
+    forward(tokens: (B, L) long, lengths: (B,) long) -> logits (B, C). Positions >= lengths are
+    padding and never change the logits.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        max_length: int,
+        mixer: Callable[..., nn.Module],
+        d_model: int = 64,
+        n_layers: int = 2,
+        d_ff: int = 128,
+        dropout: float = 0.1,
+        positions: str = "sinusoidal",
+        pooling: str = "cls",
+        head_hidden: int | None = None,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLING:
+            raise ValueError(f"model.backbone.pooling={pooling!r}; choose from {sorted(POOLING)}")
+        if positions not in POSITIONS:
+            raise ValueError(
+                f"model.backbone.positions={positions!r}; choose from {sorted(POSITIONS)}"
+            )
+        self.pooling = pooling
+        self.pool = POOLING[pooling]
+        self.embed = nn.Embedding(vocab_size, d_model)
+        # LRA initialises token embeddings N(0, 1).
+        nn.init.normal_(self.embed.weight, std=1.0)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d_model)) if pooling == "cls" else None
+        extra = 1 if self.cls is not None else 0
+        self.positions = POSITIONS[positions](max_length + extra, d_model)
+        self.embed_dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            Block(d_model, mixer(d_model=d_model), d_ff, dropout) for _ in range(n_layers)
+        )
+        self.final_norm = nn.LayerNorm(d_model)
+        self.head = ClassifierHead(d_model, head_hidden or d_ff or d_model, num_classes)
+
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled features (B, D) of tokens (B, L) with `lengths` real positions each."""
+        x = self.embed(tokens)
+        mask = torch.arange(tokens.shape[1], device=tokens.device) < lengths[:, None]
+        if self.cls is not None:
+            x = torch.cat([self.cls.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
+            mask = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
+        x = self.embed_dropout(self.positions(x))
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.pool(self.final_norm(x), mask)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(tokens, lengths))
+
+    def kernel_backends(self) -> dict[str, str]:
+        """{mixer class: backend that ran} for the run record."""
+        return {
+            type(m).__name__: m.backend
+            for m in self.modules()
+            if isinstance(getattr(m, "backend", None), str)
+        }

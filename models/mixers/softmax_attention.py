@@ -1,0 +1,55 @@
+"""Full multi-head softmax attention (Vaswani et al., 2017, "Attention Is All You Need"), the
+LRA baseline, computed by torch's fused `scaled_dot_product_attention`."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SoftmaxAttention(nn.Module):
+    """Multi-head self-attention with a key padding mask.
+
+    d_model: width D.  n_heads: H.  qkv_dim: total width of queries/keys/values (LRA's qkv_dim;
+    default D), split into H heads.  dropout: on attention probabilities.  causal: position i
+    attends to j <= i only.  bias: biases in the projections (LRA uses none).
+
+    forward(x: (B, L, D), mask: (B, L) bool, True = real) -> (B, L, D). Padded keys get zero
+    weight, so real positions do not depend on padding.
+    """
+
+    backend = "torch.sdpa"
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 8,
+        qkv_dim: int | None = None,
+        dropout: float = 0.0,
+        causal: bool = False,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        qkv_dim = qkv_dim or d_model
+        if qkv_dim % n_heads:
+            raise ValueError(f"qkv_dim {qkv_dim} is not divisible by n_heads {n_heads}")
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.causal = causal
+        self.qkv = nn.Linear(d_model, 3 * qkv_dim, bias=bias)
+        self.out = nn.Linear(qkv_dim, d_model, bias=bias)
+        nn.init.xavier_uniform_(self.qkv.weight)
+        nn.init.xavier_uniform_(self.out.weight)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        # (B, L, 3*Dq) -> 3 x (B, H, L, Dq/H)
+        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        allowed = mask[:, None, None, :]  # (B, 1, 1, L): keys a query may attend to
+        if self.causal:
+            allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(batch, length, -1))

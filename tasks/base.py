@@ -1,0 +1,69 @@
+"""What every task hands to the engine: tokenised splits plus the facts a model needs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PAD_ID = 0  # every task pads with 0, as LRA does
+
+
+@dataclass
+class Split:
+    """One split of a classification task, held as arrays (in memory or memory-mapped).
+
+    tokens:  (N, L) integer ids, right-padded with PAD_ID up to the task's maximum length L
+    lengths: (N,) number of real positions per row (1..L); the padding mask comes from these,
+             never from `tokens == 0`, because 0 is a real pixel value in the image tasks
+    labels:  (N,) class ids 0..num_classes-1
+    """
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        if self.tokens.ndim != 2 or len(self.tokens) != n or len(self.lengths) != n:
+            raise ValueError(
+                f"inconsistent split: tokens {self.tokens.shape}, lengths {self.lengths.shape}, "
+                f"labels {self.labels.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def majority_rate(self) -> float:
+        """Fraction of the most frequent label: the accuracy of always guessing it."""
+        if len(self.labels) == 0:
+            return float("nan")
+        return float(np.bincount(self.labels).max() / len(self.labels))
+
+
+@dataclass
+class TaskData:
+    """A loaded task: its splits and the shape facts that size the model."""
+
+    name: str
+    splits: dict[str, Split]
+    vocab_size: int
+    num_classes: int
+    max_length: int
+    fingerprint: str
+    # LRA's Text task validates on the test split (IMDB has no validation split); records flag it.
+    validation_is_test: bool = False
+    notes: dict = field(default_factory=dict)
+
+
+def fingerprint_files(paths: list[Path], extra: str = "") -> str:
+    """sha256 over the bytes of `paths` (in order) and `extra`; 16 hex digits."""
+    digest = hashlib.sha256(extra.encode())
+    for path in paths:
+        digest.update(path.name.encode())
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
