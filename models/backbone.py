@@ -6,6 +6,7 @@ Axis letters in shapes: B batch, L sequence length, D model width, C classes.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -71,6 +72,8 @@ class SequenceClassifier(nn.Module):
 
     vocab_size, num_classes, max_length: from the task (filled in by the runner).
     mixer: a factory `mixer(d_model=D) -> nn.Module` (a Hydra `_partial_` config); one per layer.
+        A mixer whose constructor takes `max_length` (learned per-position weights, projections
+        over the sequence) also gets the longest sequence it will see, [CLS] included.
     positions: 'sinusoidal' | 'learned' | 'none'.  pooling: 'cls' (prepends a learned [CLS]
     token) | 'mean' (masked) | 'last' (last real position).  head_hidden: head MLP width
     (LRA's mlp_dim); defaults to d_ff.
@@ -109,8 +112,11 @@ class SequenceClassifier(nn.Module):
         extra = 1 if self.cls is not None else 0
         self.positions = POSITIONS[positions](max_length + extra, d_model)
         self.embed_dropout = nn.Dropout(dropout)
+        mixer_args = {"d_model": d_model}
+        if "max_length" in inspect.signature(mixer).parameters:
+            mixer_args["max_length"] = max_length + extra
         self.blocks = nn.ModuleList(
-            Block(d_model, mixer(d_model=d_model), d_ff, dropout) for _ in range(n_layers)
+            Block(d_model, mixer(**mixer_args), d_ff, dropout) for _ in range(n_layers)
         )
         self.final_norm = nn.LayerNorm(d_model)
         self.head = ClassifierHead(d_model, head_hidden or d_ff or d_model, num_classes)

@@ -1,0 +1,25 @@
+"""`lra-bench leaderboard`: aggregate every run record under a folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> None:
+    from lra_bench.leaderboard import format_row, write_leaderboard
+
+    table = write_leaderboard(Path(args.results), plot=not args.no_plot)
+    if table.empty:
+        print(f"no run records under {args.results}")
+        return
+    for _, row in table.iterrows():
+        print(format_row(row))
+    print(f"wrote {Path(args.results) / 'leaderboard.csv'} and leaderboard.md")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("leaderboard", help="aggregate run records into a leaderboard")
+    parser.add_argument("--results", default="results", help="folder searched for record.json")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.set_defaults(handler=run)

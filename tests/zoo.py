@@ -1,0 +1,27 @@
+"""Building any zoo mixer from its Hydra config, for the tests that every mixer must pass."""
+
+from __future__ import annotations
+
+import inspect
+
+from hydra.utils import instantiate
+from torch import nn
+
+from tests.conftest import compose_config, names_in
+
+MODELS = names_in("model")
+
+
+def build_mixer(model: str, d_model: int = 16, max_length: int = 64, **overrides) -> nn.Module:
+    """The mixer of conf/model/<model>.yaml at a small width (its own defaults otherwise)."""
+    cfg = compose_config([f"model={model}", "profile=smoke"])
+    factory = instantiate(cfg.model.backbone.mixer)
+    kwargs = {"d_model": d_model, **overrides}
+    if "max_length" in inspect.signature(factory).parameters:
+        kwargs["max_length"] = max_length
+    return factory(**kwargs)
+
+
+def accepts(model: str, name: str) -> bool:
+    cfg = compose_config([f"model={model}", "profile=smoke"])
+    return name in inspect.signature(instantiate(cfg.model.backbone.mixer)).parameters
