@@ -1,0 +1,78 @@
+import json
+
+import pandas as pd
+import pytest
+
+from lra_bench.leaderboard import aggregate, load_runs, write_leaderboard
+from lra_bench.records import SCHEMA_VERSION, read_record, write_record
+
+
+def record(task="listops", model="transformer", profile="mini", seed=0, status="ok", test=0.4):
+    return {
+        "schema": SCHEMA_VERSION,
+        "task": task,
+        "model": model,
+        "profile": profile,
+        "seed": seed,
+        "status": status,
+        "test_accuracy": test if status == "ok" else None,
+        "val_accuracy": test,
+        "test_majority_rate": 0.17,
+        "parameters": 1000,
+        "steps_per_second": 10.0,
+    }
+
+
+def write_all(root, records):
+    for i, r in enumerate(records):
+        run_dir = root / "runs" / f"run{i}"
+        run_dir.mkdir(parents=True)
+        write_record(r, run_dir)
+
+
+def test_record_round_trip_and_atomic_write(tmp_path):
+    path = write_record(record(), tmp_path)
+    assert read_record(path)["test_accuracy"] == 0.4
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]  # no temporary left
+
+
+def test_invalid_records_are_refused_with_the_file_named(tmp_path):
+    with pytest.raises(ValueError, match="status"):
+        write_record({**record(), "status": "great"}, tmp_path)
+    bad = tmp_path / "record.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=str(bad)):
+        read_record(bad)
+    bad.write_text(json.dumps({"schema": SCHEMA_VERSION, "task": "listops"}))
+    with pytest.raises(ValueError, match="lacks model, profile, seed, status"):
+        read_record(bad)
+
+
+def test_aggregate_mean_std_seeds_failed_and_profiles_never_mix(tmp_path):
+    write_all(
+        tmp_path,
+        [
+            record(seed=0, test=0.40),
+            record(seed=1, test=0.50),
+            record(seed=2, status="failed"),
+            record(seed=3, status="diverged"),
+            record(profile="smoke", seed=0, test=0.10),
+        ],
+    )
+    table = aggregate(load_runs(tmp_path)).set_index("profile")
+    assert list(table.index) == ["mini", "smoke"]
+    mini = table.loc["mini"]
+    assert mini.test_acc_mean == pytest.approx(45.0)
+    assert mini.test_acc_std == pytest.approx(pd.Series([40.0, 50.0]).std())
+    assert (mini.seeds, mini.failed) == (2, 2)
+    assert mini.above_majority == pytest.approx(45.0 - 17.0)
+    assert table.loc["smoke"].test_acc_mean == pytest.approx(10.0)
+
+
+def test_write_leaderboard_writes_csv_markdown_and_plot(tmp_path):
+    write_all(tmp_path, [record(seed=0), record(model="other", seed=0, test=0.3)])
+    write_leaderboard(tmp_path)
+    csv = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert list(csv.model) == ["other", "transformer"]
+    assert "| listops | transformer | mini | 40.00 |" in (tmp_path / "leaderboard.md").read_text()
+    assert (tmp_path / "plots" / "leaderboard_mini.png").stat().st_size > 1000
