@@ -27,9 +27,16 @@ def identifying_config(cfg: DictConfig) -> dict:
     return {k: v for k, v in container.items() if k not in NON_IDENTIFYING_KEYS}
 
 
-def config_hash(cfg: DictConfig) -> str:
-    """12 hex digits of sha256 over the canonical JSON of `identifying_config(cfg)`."""
-    canonical = json.dumps(identifying_config(cfg), sort_keys=True, separators=(",", ":"))
+def config_hash(cfg: DictConfig, include_seed: bool = True) -> str:
+    """12 hex digits of sha256 over the canonical JSON of `identifying_config(cfg)`.
+
+    Without the seed it names the variant: runs that differ only in their seed share it, and
+    the leaderboard averages over seeds within a variant only.
+    """
+    config = identifying_config(cfg)
+    if not include_seed:
+        config.pop("seed", None)
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

@@ -1,7 +1,10 @@
-"""The leaderboard: every run record under a directory, aggregated per (task, model, profile).
+"""The leaderboard: every run record under a directory, aggregated per (task, model, profile,
+variant).
 
 Accuracy columns are percentages. Profiles are part of the key, so results of different profiles
-never share a row. Runs whose status is not `ok` count in `failed` and nowhere else.
+never share a row; so is the variant (the config hash without the seed), so runs with different
+settings are never averaged together as if they were seeds. Runs whose status is not `ok` count
+in `failed` and nowhere else.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import pandas as pd
 
 from lra_bench.records import find_records, read_record
 
-KEY = ["task", "model", "profile"]
+KEY = ["task", "model", "profile", "variant"]
 COLUMNS = [
     *KEY,
     "test_acc_mean",
@@ -39,6 +42,7 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
                 "task": record["task"],
                 "model": record["model"],
                 "profile": record["profile"],
+                "variant": record.get("variant", "-"),
                 "seed": record["seed"],
                 "status": record["status"],
                 "test_accuracy": record.get("test_accuracy"),
@@ -54,7 +58,7 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and (sample) std of test accuracy over the ok seeds of each (task, model, profile)."""
+    """Mean and (sample) std of test accuracy over the ok seeds of each key."""
     if runs.empty:
         return pd.DataFrame(columns=COLUMNS)
     out = []
@@ -99,7 +103,7 @@ def format_row(row: pd.Series) -> str:
     """One human-readable line for a leaderboard row."""
     std = f" ± {_fmt(row.test_acc_std)}" if row.seeds > 1 else ""
     return (
-        f"{row.task} | {row.model} | {row.profile}: test accuracy {_fmt(row.test_acc_mean)}%{std} "
+        f"{row.task} | {row.model} | {row.profile} | {row.variant}: test accuracy {_fmt(row.test_acc_mean)}%{std} "
         f"over {row.seeds} seed(s), {row.failed} failed; majority class {_fmt(row.majority_rate)}% "
         f"({_fmt(row.above_majority, 1)} points above)"
     )

@@ -21,22 +21,30 @@ def plot_leaderboard(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     written = []
     for profile, rows in table.groupby("profile"):
         tasks = sorted(rows.task.unique())
-        models = sorted(rows.model.unique())
-        width = 0.8 / len(models)
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(tasks) + 0.4 * len(models)), 4.2))
-        for i, model in enumerate(models):
-            sub = rows[rows.model == model].set_index("task").reindex(tasks)
-            x = np.arange(len(tasks)) + (i - (len(models) - 1) / 2) * width
+        # One bar series per (model, variant); the variant is named only where a model has several.
+        series = sorted(set(zip(rows.model, rows.variant)))
+        several = {m for m in rows.model.unique() if rows[rows.model == m].variant.nunique() > 1}
+        width = 0.8 / len(series)
+        fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(tasks) + 0.4 * len(series)), 4.2))
+        for i, (model, variant) in enumerate(series):
+            sub = (
+                rows[(rows.model == model) & (rows.variant == variant)]
+                .set_index("task")
+                .reindex(tasks)
+            )
+            x = np.arange(len(tasks)) + (i - (len(series) - 1) / 2) * width
+            label = f"{model} ({variant})" if model in several else model
             ax.bar(
-                x, sub.test_acc_mean, width, yerr=sub.test_acc_std.fillna(0), label=model, capsize=3
+                x, sub.test_acc_mean, width, yerr=sub.test_acc_std.fillna(0), label=label, capsize=3
             )
         majority = rows.groupby("task").majority_rate.mean().reindex(tasks)
-        ax.scatter(
-            np.arange(len(tasks)),
+        centres = np.arange(len(tasks))
+        ax.hlines(
             majority,
-            marker="_",
-            s=2000 * 0.8,
-            color="black",
+            centres - 0.45,
+            centres + 0.45,
+            colors="black",
+            linestyles="dashed",
             label="majority class",
             zorder=3,
         )

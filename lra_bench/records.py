@@ -3,7 +3,7 @@ leaderboard is computed from these files only.
 
 Fields (SCHEMA_VERSION 1):
   schema, task, model, profile, seed, status (ok | failed | diverged | oom), error,
-  config (resolved), config_hash, git_commit, git_dirty,
+  config (resolved), config_hash, variant (the config hash without the seed), git_commit, git_dirty,
   data_fingerprint, validation_is_test, split_sizes, test_majority_rate,
   parameters, kernel_backends,
   best_step, best_val_accuracy, val_accuracy, test_accuracy, steps,

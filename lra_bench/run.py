@@ -59,6 +59,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
         "error": None,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "config_hash": config_hash(cfg),
+        "variant": config_hash(cfg, include_seed=False),
         **{f"git_{k}": v for k, v in git_state().items()},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
     }
@@ -129,6 +130,7 @@ def run(cfg: DictConfig) -> dict:
         (table.task == record["task"])
         & (table.model == record["model"])
         & (table.profile == record["profile"])
+        & (table.variant == record["variant"])
     ]
     if record["status"] != "ok":
         print(f"run {record['status']}: {record['error']}", file=sys.stderr)

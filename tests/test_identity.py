@@ -50,3 +50,10 @@ def test_lock_is_not_reentrant_within_a_process(tmp_path):
         with pytest.raises(RunLockedError):
             with RunLock(tmp_path):
                 pass
+
+
+def test_variant_is_the_hash_without_the_seed():
+    a = compose_config(["profile=smoke", "seed=0"])
+    b = compose_config(["profile=smoke", "seed=1"])
+    assert config_hash(a) != config_hash(b)
+    assert config_hash(a, include_seed=False) == config_hash(b, include_seed=False)

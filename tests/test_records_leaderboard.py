@@ -7,8 +7,11 @@ from lra_bench.leaderboard import aggregate, load_runs, write_leaderboard
 from lra_bench.records import SCHEMA_VERSION, read_record, write_record
 
 
-def record(task="listops", model="transformer", profile="mini", seed=0, status="ok", test=0.4):
+def record(
+    task="listops", model="transformer", profile="mini", seed=0, status="ok", test=0.4, variant="v1"
+):
     return {
+        "variant": variant,
         "schema": SCHEMA_VERSION,
         "task": task,
         "model": model,
@@ -69,10 +72,21 @@ def test_aggregate_mean_std_seeds_failed_and_profiles_never_mix(tmp_path):
     assert table.loc["smoke"].test_acc_mean == pytest.approx(10.0)
 
 
+def test_runs_of_different_variants_are_never_averaged_together(tmp_path):
+    write_all(tmp_path, [record(seed=0, test=0.4), record(seed=0, test=0.2, variant="v2")])
+    table = aggregate(load_runs(tmp_path))
+    assert sorted(zip(table.variant, table.test_acc_mean, table.seeds)) == [
+        ("v1", 40.0, 1),
+        ("v2", 20.0, 1),
+    ]
+
+
 def test_write_leaderboard_writes_csv_markdown_and_plot(tmp_path):
     write_all(tmp_path, [record(seed=0), record(model="other", seed=0, test=0.3)])
     write_leaderboard(tmp_path)
     csv = pd.read_csv(tmp_path / "leaderboard.csv")
     assert list(csv.model) == ["other", "transformer"]
-    assert "| listops | transformer | mini | 40.00 |" in (tmp_path / "leaderboard.md").read_text()
+    assert (
+        "| listops | transformer | mini | v1 | 40.00 |" in (tmp_path / "leaderboard.md").read_text()
+    )
     assert (tmp_path / "plots" / "leaderboard_mini.png").stat().st_size > 1000

@@ -42,7 +42,7 @@ def test_run_writes_record_and_leaderboard_then_skips(tmp_path, data_root, capsy
     assert saved["parameters"] > 0 and saved["peak_memory_bytes"] > 0
     assert (path.parent / "best.pt").exists() and (path.parent / "config.yaml").exists()
     board = (tmp_path / "leaderboard.csv").read_text()
-    assert "listops,transformer,smoke" in board
+    assert f"listops,transformer,smoke,{saved['variant']}" in board
     before = path.stat().st_mtime_ns
     capsys.readouterr()
     again = run(smoke(tmp_path, data_root))
@@ -92,6 +92,8 @@ def test_a_bad_setting_fails_with_the_key_named_and_is_recorded(tmp_path, data_r
 
 
 def test_runs_with_different_settings_never_share_a_directory(tmp_path, data_root):
-    run(smoke(tmp_path, data_root, "trainer.lr=0.01"))
-    run(smoke(tmp_path, data_root, "trainer.lr=0.02"))
+    first = run(smoke(tmp_path, data_root, "trainer.lr=0.01"))
+    second = run(smoke(tmp_path, data_root, "trainer.lr=0.02"))
     assert len(list(tmp_path.rglob("record.json"))) == 2
+    assert first["variant"] != second["variant"]
+    assert len((tmp_path / "leaderboard.csv").read_text().strip().splitlines()) == 3
