@@ -10,9 +10,12 @@ PROFILE ?= mini
 SEED    ?= 0
 RESULTS ?= results
 ARGS    ?=
+LENGTHS ?= 1024,2048,3072,4096,8192,16384,32768,65536
+BATCH   ?= 32
+SPEED_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup bench test test-slow lint leaderboard clean
+.PHONY: help setup bench test test-slow lint leaderboard speed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +44,9 @@ lint: $(STAMP) ## ruff lint + format check
 
 leaderboard: $(STAMP) ## re-aggregate every run record under RESULTS
 	$(BIN)/lra-bench leaderboard --results $(RESULTS)
+
+speed: $(STAMP) ## steps/s + peak memory vs length (LRA Table 2): MODEL=a,b LENGTHS=1024,2048 BATCH=32
+	$(BIN)/lra-bench speed --models $(MODEL) --lengths $(LENGTHS) --batch $(BATCH) --out $(RESULTS) $(SPEED_ARGS)
 
 clean: ## remove the venv, generated data and caches (keeps results/)
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .tox

@@ -3,6 +3,7 @@ app (`python -m lra_bench.run`, or `make bench`).
 
     lra-bench data generate listops --out DIR --train N --val N --test N --seed S
     lra-bench leaderboard --results DIR
+    lra-bench speed --models a,b --lengths 1024,2048,3072,4096 --batch 32 --out DIR
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lra_bench.commands import generate_listops, leaderboard
+from lra_bench.commands import generate_listops, leaderboard, speed
 
 # Modules adding a top-level command (`register`) and ones adding a generator (`register_generate`).
-COMMANDS = [leaderboard]
+COMMANDS = [leaderboard, speed]
 GENERATORS = [generate_listops]
 
 

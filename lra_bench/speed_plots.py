@@ -1,0 +1,206 @@
+"""Plots of a speed_memory.csv: steps/s and peak memory against sequence length (log-log, one
+line per model, lengths that ran out of memory or time marked on the bottom edge), and the LRA
+paper's Figure 3 bubble chart (accuracy against speed, bubble area = peak memory).
+
+Each function draws the rows of one configuration (task, size, batch, device, precision); see
+`lra_bench.speed_report.select_configuration`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator  # noqa: E402
+
+# How a measurement that produced no number is drawn on the bottom edge of the axes.
+FAILURE_MARKERS = {
+    "oom": ("X", "out of memory"),
+    "timeout": ("v", "timeout"),
+    "failed": ("*", "failed"),
+}
+
+
+def length_label(length: int) -> str:
+    """1024 -> '1K', 65536 -> '64K', 1000 -> '1000'."""
+    return f"{length // 1024}K" if length % 1024 == 0 else str(length)
+
+
+def model_order(models) -> list[str]:
+    """The Transformer first (the baseline), then the others alphabetically."""
+    return sorted(set(models), key=lambda m: (m != "transformer", m))
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_against_length(
+    table: pd.DataFrame, column: str, ylabel: str, title: str, subtitle: str, path: Path
+) -> Path:
+    """Log-log `column` against length, one line per model; failures on the bottom edge."""
+    fig, ax = plt.subplots(figsize=(8.0, 4.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    models = model_order(table.model)
+    failures_seen = set()
+    stacked: dict[int, int] = {}  # length -> failure markers already drawn there
+    for index, model in enumerate(models):
+        rows = table[table.model == model].sort_values("length")
+        colour = colours[index % len(colours)]
+        ok = rows[(rows.status == "ok") & rows[column].notna()]
+        ax.plot(ok.length, ok[column], marker="o", color=colour, label=model)
+        for status, (marker, _) in FAILURE_MARKERS.items():
+            failed = rows[rows.status == status]
+            if failed.empty:
+                continue
+            failures_seen.add(status)
+            for length in failed.length:
+                # On the bottom edge (there is no value to draw), stacked where several
+                # models fail at one length.
+                level = stacked.get(length, 0)
+                stacked[length] = level + 1
+                ax.scatter(
+                    [length],
+                    [0.03 + 0.045 * level],
+                    marker=marker,
+                    s=70,
+                    color=colour,
+                    transform=ax.get_xaxis_transform(),
+                    clip_on=False,
+                    zorder=3,
+                )
+    lengths = sorted(table.length.unique())
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(lengths))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([length_label(int(v)) for v in lengths])
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.5, 2, 40 rather than 5x10^-1
+    ax.yaxis.set_major_formatter(plain)
+    low, high = ax.get_ylim()
+    # Label the 2..9 ticks too when the data span less than a decade (else there is no label).
+    ax.yaxis.set_minor_formatter(plain if high / low < 20 else NullFormatter())
+    ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n{subtitle}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    for status in sorted(failures_seen):
+        marker, text = FAILURE_MARKERS[status]
+        handles.append(Line2D([], [], marker=marker, color="black", linestyle="", markersize=8))
+        labels.append(text)
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_speed(table: pd.DataFrame, subtitle: str, out_dir: Path) -> Path:
+    return plot_against_length(
+        table,
+        "steps_per_sec",
+        "training steps per second (median)",
+        "Training speed against sequence length",
+        subtitle,
+        Path(out_dir) / "speed_vs_length.png",
+    )
+
+
+def plot_memory(table: pd.DataFrame, subtitle: str, out_dir: Path) -> Path:
+    return plot_against_length(
+        table,
+        "peak_mem_gb",
+        "peak memory (GB)",
+        "Peak training memory against sequence length",
+        subtitle,
+        Path(out_dir) / "memory_vs_length.png",
+    )
+
+
+def plot_bubbles(
+    points: pd.DataFrame, length: int, accuracy_label: str, subtitle: str, note: str, out_dir: Path
+) -> Path:
+    """The LRA paper's Figure 3: average accuracy (y) against training steps/s at one length (x);
+    bubble area proportional to peak memory. `points`: model, steps_per_sec, peak_mem_gb,
+    accuracy (one row per model, only models that have all three). `note` is printed under the
+    axes (models left out and why)."""
+    fig, ax = plt.subplots(figsize=(8.0, 5.4))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    largest = float(points.peak_mem_gb.max()) if not points.empty else 1.0
+    scale = 2000.0 / largest  # points^2 per GB: the largest bubble is 2000 points^2
+
+    for index, (_, row) in enumerate(points.sort_values("model").iterrows()):
+        ax.scatter(
+            row.steps_per_sec,
+            row.accuracy,
+            s=max(20.0, row.peak_mem_gb * scale),
+            color=colours[index % len(colours)],
+            alpha=0.55,
+            edgecolors="black",
+            linewidths=0.6,
+        )
+        # Beside the bubble (its radius is sqrt(s)/2 points), so labels of nearby bubbles
+        # do not sit on top of one another.
+        radius = max(20.0, row.peak_mem_gb * scale) ** 0.5 / 2
+        ax.annotate(
+            row.model,
+            (row.steps_per_sec, row.accuracy),
+            xytext=(radius + 3, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=8,
+        )
+    if points.empty:
+        ax.text(
+            0.5,
+            0.5,
+            "no model has both a measurement and an accuracy",
+            ha="center",
+            transform=ax.transAxes,
+        )
+    else:
+        span = points.steps_per_sec.max() / max(points.steps_per_sec.min(), 1e-12)
+        if span > 10:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        # Room for the largest bubbles inside the axes.
+        ax.margins(x=0.25, y=0.3)
+        references = sorted({largest, largest / 4}) if largest > 0 else []
+        handles = [
+            plt.scatter(
+                [], [], s=max(20.0, gb * scale), color="grey", alpha=0.4, edgecolors="black"
+            )
+            for gb in references
+        ]
+        ax.legend(
+            handles,
+            [f"{gb:.3g} GB" for gb in references],
+            title="peak memory",
+            # Room for the largest bubble (2000 points^2: 45 points across; font size 8).
+            labelspacing=3.0,
+            handlelength=6.0,
+            handletextpad=0.8,
+            borderpad=1.5,
+            fontsize=8,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+        )
+    ax.set_xlabel(f"training steps per second at length {length_label(length)}")
+    ax.set_ylabel(accuracy_label)
+    ax.set_title(f"Accuracy, speed and memory (LRA Figure 3 style)\n{subtitle}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
+    return _save(fig, Path(out_dir) / "accuracy_speed_memory.png")
