@@ -50,5 +50,8 @@ def test_causal_form_has_no_dependence_on_later_inputs(model):
     x.requires_grad_(True)
     t = 9
     mixer(x, mask)[0, t].sum().backward()
-    assert x.grad[0, t + 1 :].abs().max() == 0, "output at t depends on inputs after t"
-    assert x.grad[0, : t + 1].abs().sum() > 0
+    # FFT convolutions (S4, S4D, DSS, H3, Hyena) are causal in exact arithmetic; float32 FFT
+    # round-off leaves ~1e-8 of the gradient's scale on later inputs. A real leak is ~1e-2.
+    leak, seen = x.grad[0, t + 1 :].abs().max(), x.grad[0, : t + 1].abs().max()
+    assert seen > 0
+    assert leak <= 1e-6 * seen, "output at t depends on inputs after t"
