@@ -16,14 +16,15 @@ import torch
 
 from tasks.base import Split
 
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # tokens (B, L), lengths (B,), labels (B,)
+# tokens (B, L), lengths (B,), labels (B,); for a pair task tokens (B, 2, L), lengths (B, 2).
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def take(split: Split, rows: np.ndarray) -> Batch:
-    """Rows of a split as tensors, cut to the longest row among them."""
+    """Rows of a split as tensors, cut to the longest row (or document) among them."""
     lengths = np.asarray(split.lengths[rows])
     width = int(lengths.max())
-    tokens = np.asarray(split.tokens[rows, :width])
+    tokens = np.asarray(split.tokens[rows, ..., :width])
     return (
         torch.from_numpy(tokens.astype(np.int64)),
         torch.from_numpy(lengths.astype(np.int64)),

@@ -37,12 +37,14 @@ from lra_bench.records import RECORD_NAME, SCHEMA_VERSION, read_record, write_re
 
 
 def build_model(cfg: DictConfig, data) -> torch.nn.Module:
-    """The backbone of `cfg.model`, sized by the task's vocabulary, classes and length."""
+    """The backbone of `cfg.model`, sized by the task's vocabulary, classes and length; in
+    two-tower mode for a pair task (Retrieval)."""
     return instantiate(
         cfg.model.backbone,
         vocab_size=data.vocab_size,
         num_classes=data.num_classes,
         max_length=data.max_length,
+        **({"pair": True} if data.pair else {}),
     )
 
 

@@ -57,7 +57,8 @@ class Block(nn.Module):
 
 
 class ClassifierHead(nn.Module):
-    """LRA's head: Linear(D, hidden) -> ReLU -> Linear(hidden, C). forward((B, D)) -> (B, C)."""
+    """LRA's head: Linear(D_in, hidden) -> ReLU -> Linear(hidden, C).
+    forward((B, D_in)) -> (B, C)."""
 
     def __init__(self, d_in: int, hidden: int, num_classes: int) -> None:
         super().__init__()
@@ -77,9 +78,14 @@ class SequenceClassifier(nn.Module):
     positions: 'sinusoidal' | 'learned' | 'none'.  pooling: 'cls' (prepends a learned [CLS]
     token) | 'mean' (masked) | 'last' (last real position).  head_hidden: head MLP width
     (LRA's mlp_dim); defaults to d_ff.
+    pair: two-tower mode for document matching (Retrieval; set by the runner from the task, the
+        model config stays the same): both documents go through the one shared encoder, with no
+        attention across them, and the head classifies [u, v, u * v, u - v] of their pooled
+        features u and v (LRA paper, App. A.1.3).
 
-    forward(tokens: (B, L) long, lengths: (B,) long) -> logits (B, C). Positions >= lengths are
-    padding and never change the logits.
+    forward(tokens: (B, L) long, lengths: (B,) long) -> logits (B, C); in pair mode
+    tokens (B, 2, L) and lengths (B, 2). Positions >= lengths are padding and never change the
+    logits.
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class SequenceClassifier(nn.Module):
         positions: str = "sinusoidal",
         pooling: str = "cls",
         head_hidden: int | None = None,
+        pair: bool = False,
     ) -> None:
         super().__init__()
         if pooling not in POOLING:
@@ -119,7 +126,9 @@ class SequenceClassifier(nn.Module):
             Block(d_model, mixer(**mixer_args), d_ff, dropout) for _ in range(n_layers)
         )
         self.final_norm = nn.LayerNorm(d_model)
-        self.head = ClassifierHead(d_model, head_hidden or d_ff or d_model, num_classes)
+        self.pair = pair
+        features = 4 * d_model if pair else d_model  # pair: [u, v, u * v, u - v]
+        self.head = ClassifierHead(features, head_hidden or d_ff or d_model, num_classes)
 
     def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Pooled features (B, D) of tokens (B, L) with `lengths` real positions each."""
@@ -134,7 +143,13 @@ class SequenceClassifier(nn.Module):
         return self.pool(self.final_norm(x), mask)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encode(tokens, lengths))
+        if not self.pair:
+            return self.head(self.encode(tokens, lengths))
+        # Both documents of every pair in one batch of 2B sequences through the shared encoder.
+        batch = tokens.shape[0]
+        features = self.encode(tokens.flatten(0, 1), lengths.flatten())
+        u, v = features.view(batch, 2, -1).unbind(1)
+        return self.head(torch.cat([u, v, u * v, u - v], dim=-1))
 
     def kernel_backends(self) -> dict[str, str]:
         """{mixer class: backend that ran} for the run record."""

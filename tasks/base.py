@@ -15,9 +15,11 @@ PAD_ID = 0  # every task pads with 0, as LRA does
 class Split:
     """One split of a classification task, held as arrays (in memory or memory-mapped).
 
-    tokens:  (N, L) integer ids, right-padded with PAD_ID up to the task's maximum length L
-    lengths: (N,) number of real positions per row (1..L); the padding mask comes from these,
-             never from `tokens == 0`, because 0 is a real pixel value in the image tasks
+    tokens:  (N, L) integer ids, right-padded with PAD_ID up to the task's maximum length L;
+             (N, 2, L) for a pair task (Retrieval), one row per document
+    lengths: (N,) number of real positions per row (1..L), (N, 2) for a pair task; the padding
+             mask comes from these, never from `tokens == 0`, because 0 is a real pixel value in
+             the image tasks
     labels:  (N,) class ids 0..num_classes-1
     """
 
@@ -27,7 +29,11 @@ class Split:
 
     def __post_init__(self) -> None:
         n = len(self.labels)
-        if self.tokens.ndim != 2 or len(self.tokens) != n or len(self.lengths) != n:
+        # A pair split holds two documents per example: tokens (N, 2, L), lengths (N, 2).
+        pair = self.tokens.ndim == 3
+        tokens_ok = self.tokens.ndim == 2 or (pair and self.tokens.shape[1] == 2)
+        lengths_shape = (n, 2) if pair else (n,)
+        if not tokens_ok or len(self.tokens) != n or self.lengths.shape != lengths_shape:
             raise ValueError(
                 f"inconsistent split: tokens {self.tokens.shape}, lengths {self.lengths.shape}, "
                 f"labels {self.labels.shape}"
@@ -35,6 +41,11 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def is_pair(self) -> bool:
+        """True when every example is two documents (tokens (N, 2, L))."""
+        return self.tokens.ndim == 3
 
     def majority_rate(self) -> float:
         """Fraction of the most frequent label: the accuracy of always guessing it."""
@@ -55,6 +66,8 @@ class TaskData:
     fingerprint: str
     # LRA's Text task validates on the test split (IMDB has no validation split); records flag it.
     validation_is_test: bool = False
+    # Retrieval: each example is two documents, encoded by one shared encoder (two towers).
+    pair: bool = False
     notes: dict = field(default_factory=dict)
 
 
@@ -67,3 +80,11 @@ def fingerprint_files(paths: list[Path], extra: str = "") -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+def subset_rows(count: int, wanted: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of `wanted` rows out of `count` (all when None).
+    Random, not the first rows: IMDB sources list all negative reviews before the positive."""
+    if wanted is None or wanted >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).permutation(count)[:wanted])

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tasks.base import PAD_ID, Split, TaskData, fingerprint_files
+from tasks.base import PAD_ID, Split, TaskData
+from tasks.cache import CacheBuilder, load_or_build, source_fingerprint
 from tasks.listops_generator import SPLIT_FILES, ListOpsParams, write_listops
 
 SYMBOLS = ("[MIN", "[MAX", "[MED", "[SM", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "X")
@@ -161,13 +162,22 @@ class ListOps:
     def load(self, data_root: Path, progress: bool = True) -> TaskData:
         folder = self.locate(data_root, progress)
         paths = {split: folder / name for split, name in SPLIT_FILES.items()}
-        splits = {split: read_listops_tsv(path, self.max_length) for split, path in paths.items()}
+        params = {"max_length": self.max_length, "symbols": list(SYMBOLS)}
+
+        def build(builder: CacheBuilder) -> None:
+            for split, path in paths.items():
+                builder.put(split, read_listops_tsv(path, self.max_length))
+
+        # Tokenising the 96k training rows takes seconds; the cache makes later loads a mmap.
+        splits, key = load_or_build(
+            data_root, self.name, params, source_fingerprint(paths.values(), folder), build
+        )
         return TaskData(
             name=self.name,
             splits=splits,
             vocab_size=VOCAB_SIZE,
             num_classes=NUM_CLASSES,
             max_length=self.max_length,
-            fingerprint=fingerprint_files(list(paths.values()), extra=f"L={self.max_length}"),
+            fingerprint=key,
             notes={"source": str(folder)},
         )

@@ -1,0 +1,389 @@
+"""The Pathfinder generator against the original algorithm (drewlinsley/pathfinder) and LRA's
+data format. The reference functions below follow the original code path by path (full-image
+arrays, explicit loops), at small sizes; the generator's tables and slices must agree exactly."""
+
+import argparse
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lra_bench.commands import generate_pathfinder
+from tasks.pathfinder_generator import (
+    generate_batch,
+    generate_pathfinder_official,
+    generate_pathfinder_shards,
+    metadata_line,
+)
+from tasks.pathfinder_params import lra_params
+from tasks.pathfinder_render import disk, draw_paddle, to_bytes
+from tasks.pathfinder_shards import read_pathfinder_shards, read_shard, write_shard
+from tasks.pathfinder_snakes import SEED_ANGLES, Canvas, draw_sample, geometry, render_paddles
+
+PF32_EASY = lra_params(32, "easy")
+PF32_HARD = lra_params(32, "hard")
+
+
+# -- references: the original's full-image code paths -------------------------------------
+def reference_dilate(image, kernel, anchor):
+    """cv2.dilate: out[y, x] = max over kernel != 0 of image[y + i - a, x + j - a], pixels
+    outside the image ignored."""
+    height, width = image.shape
+    out = np.zeros_like(image)
+    for i, j in zip(*np.nonzero(kernel)):
+        dy, dx = i - anchor, j - anchor
+        for y in range(height):
+            for x in range(width):
+                if 0 <= y + dy < height and 0 <= x + dx < width:
+                    out[y, x] = max(out[y, x], image[y + dy, x + dx])
+    return out
+
+
+def reference_place(size, start, stamp):
+    """`draw_line_n_mask`'s placement of a stamp with its start point at the centre, clipped."""
+    half = stamp.shape[0] // 2
+    out = np.zeros((size, size))
+    for a in range(stamp.shape[0]):
+        for b in range(stamp.shape[1]):
+            y, x = start[0] - half + a, start[1] - half + b
+            if 0 <= y < size and 0 <= x < size:
+                out[y, x] = stamp[a, b]
+    return out
+
+
+def reference_candidates(mask, pivot, last_angle, radius, continuity, margin):
+    """`snakes.get_coords_cmf` on a full mask: {(y, x): unnormalised probability}."""
+    height, width = mask.shape
+    dilated = reference_dilate(mask, disk(margin), margin)
+    step = 360.0 / (2 * radius * np.pi)
+    angles = np.arange(0, 360, step) * np.pi / 180
+    ys = pivot[0] + radius * np.sin(angles)
+    xs = pivot[1] + radius * np.cos(angles)
+    keep = (ys < height) & (ys >= 0) & (xs < width) & (xs >= 0)
+    coords = np.unique(np.stack([ys[keep], xs[keep]], axis=1).astype(int), axis=0)
+    out = {}
+    for y, x in coords:
+        angle = np.arctan2(y - pivot[0], x - pivot[1])
+        delta = min(abs(angle - last_angle), 2 * np.pi - abs(angle - last_angle))
+        weight = max(np.cos(min(delta * continuity, 0.5 * np.pi)), 0) ** 2
+        out[(int(y), int(x))] = (1 - dilated[y, x]) * weight
+    return out
+
+
+def component(allowed, start, bridge):
+    """Pixels reachable from `start` through `allowed` pixels, stepping over gaps of up to
+    `bridge` - 1 px (a scipy-free flood fill: grow by a (2*bridge+1)^2 square, intersect)."""
+    reached = np.zeros_like(allowed)
+    reached[start] = True
+    while True:
+        grown = reached.copy()
+        for _ in range(bridge):
+            rows = grown.copy()
+            rows[1:] |= grown[:-1]
+            rows[:-1] |= grown[1:]
+            grown = rows.copy()
+            grown[:, 1:] |= rows[:, :-1]
+            grown[:, :-1] |= rows[:, 1:]
+        grown &= allowed
+        grown[start] = True
+        if (grown == reached).all():
+            return reached
+        reached = grown
+
+
+def random_canvas(params, margin, seed):
+    """A canvas whose occupancy mask holds random paddle footprints, as mid-generation."""
+    rng = np.random.default_rng(seed)
+    g = geometry(params, margin)
+    canvas = Canvas(params, g, rng)
+    canvas.reset()
+    for _ in range(6):
+        stamp = int(rng.integers(0, len(g.occupancy)))
+        canvas.paste_occupancy((stamp, *map(int, rng.integers(0, params.resolution, 2)), 1.0))
+    return canvas, rng
+
+
+# -- settings and pixels ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "resolution, difficulty, distractor_length, distractors",
+    [(32, "hard", 4, 5), (32, "intermediate", 3, 6), (32, "easy", 2, 10), (64, "hard", 4, 5)]
+    + [
+        (128, "hard", 4, 8),
+        (128, "intermediate", 3, 11),
+        (128, "easy", 2, 17),
+        (256, "hard", 4, 7),
+    ],
+)
+def test_lra_settings_use_integer_division(resolution, difficulty, distractor_length, distractors):
+    params = lra_params(resolution, difficulty)
+    assert params.distractor_length == distractor_length
+    assert params.num_distractor_snakes == distractors
+
+
+def test_byte_scaling_is_scipy_bytescale():
+    image = np.array([[0.0, 0.5, 1.0], [1.5, 2.0, 0.75]])  # max 2: scale 127.5, + 0.5, floor
+    assert to_bytes(image).tolist() == [[0, 64, 128], [191, 255, 96]]
+    assert to_bytes(np.zeros((2, 2))).tolist() == [[0, 0], [0, 0]]
+
+
+def test_paddle_stamp_is_symmetric_and_points_along_its_angle():
+    shape = geometry(PF32_HARD, 1).shape
+    line, occupancy = draw_paddle(shape, 0.0)  # pointing right (+x) from the centre
+    half = shape.half
+    assert np.array_equal(line, line[::-1]) and np.array_equal(occupancy, occupancy[::-1])
+    assert line[:, half + 1 :].sum() > 4 * line[:, :half].sum()
+    core = line >= 128
+    assert core.any() and occupancy.max() == 255 and (occupancy[core] >= line[core]).all()
+
+
+def test_candidate_weights_match_get_coords_cmf():
+    for params, margin in [(PF32_HARD, 1), (lra_params(128, "hard"), 3)]:
+        canvas, rng = random_canvas(params, margin, seed=margin)
+        size = params.resolution
+        mask = canvas.mask_view().copy()
+        radius = params.paddle_length + margin
+        for trial in range(6):
+            orientation = int(rng.integers(0, len(canvas.g.angles)))
+            # pivots inside and just outside the image, where candidates get cut off
+            pivot = tuple(int(v) for v in rng.integers(-2, 4, 2)) if trial < 2 else None
+            pivot = pivot or tuple(int(v) for v in rng.integers(0, size, 2))
+            fast = canvas.candidate_weights(pivot, orientation)
+            expected = reference_candidates(
+                mask, pivot, canvas.g.angles[orientation], radius, params.continuity, margin
+            )
+            heads = [(pivot[0] + dy, pivot[1] + dx) for dy, dx in canvas.g.offsets.tolist()]
+            inside = np.array([0 <= y < size and 0 <= x < size for y, x in heads])
+            got = {head: w for head, w, keep in zip(heads, fast, inside) if keep}
+            assert got.keys() == expected.keys()
+            np.testing.assert_allclose([got[k] for k in expected], list(expected.values()))
+            assert (fast[~inside] == 0).all()  # the original deletes points outside the image
+
+
+def test_seed_tails_match_dilation_with_the_paddle_kernel():
+    params, margin = PF32_HARD, 1
+    canvas, rng = random_canvas(params, margin, seed=7)
+    g = canvas.g
+    reach = params.paddle_length + margin
+    size = params.resolution
+    for degree_id in rng.integers(0, SEED_ANGLES, 5):
+        # initialize_two_seeds: the occupancy stamp pasted at (L+m+1, L+m+1) of a
+        # (2(L+m)+1)^2 canvas, cast to uint8.
+        stamp = g.occupancy[degree_id]
+        kernel = reference_place(2 * reach + 1, (reach + 1, reach + 1), stamp)
+        kernel = kernel.astype(np.float32).astype(np.uint8)
+        lined = canvas.mask_view().copy()
+        lined[0, :] = lined[-1, :] = lined[:, 0] = lined[:, -1] = 1
+        dilated = reference_dilate(lined, kernel, reach)
+        expected = np.flatnonzero(np.ceil(dilated - 0.3) == 0)
+        assert np.array_equal(canvas.free_tails(int(degree_id), band=1), expected)
+        assert len(expected) > 0
+    assert size == 32
+
+
+def test_stamps_paste_like_draw_line_n_mask_at_the_border():
+    params, margin = PF32_HARD, 1
+    g = geometry(params, margin)
+    canvas = Canvas(params, g, np.random.default_rng(0))
+    expected_image = np.zeros((32, 32))
+    expected_mask = np.zeros((32, 32))
+    for stamp, y, x in [(3, 0, 0), (SEED_ANGLES + 2, 31, 5), (200, 16, 31), (SEED_ANGLES, 30, 30)]:
+        canvas.paste_line((stamp, y, x, 1.5))
+        canvas.paste_occupancy((stamp, y, x, 1.5))
+        line = (g.lines_u8[stamp] / 255 * 1.5).astype(np.float32)
+        expected_image = np.maximum(expected_image, reference_place(32, (y, x), line))
+        expected_mask = np.maximum(expected_mask, reference_place(32, (y, x), g.occupancy[stamp]))
+    assert np.array_equal(canvas.image_view(), expected_image)
+    assert np.array_equal(canvas.mask_view(), expected_mask)
+    # the collision test reads the same clipped window: full overlap collides, none does not
+    assert canvas.collides(3, 0, 0)
+    assert not canvas.collides(3, 16, 16)
+
+
+# -- whole images -------------------------------------------------------------------------
+def test_markers_sit_on_the_ends_of_one_contour_exactly_when_label_is_1():
+    """Targets alone (no distractors): every target contour is one dashed chain, connected
+    from its first paddle's tail to its last paddle's head through its own pixels (gaps between
+    dashes are ~2m px); label 1 puts the markers on both ends of one chain, label 0 on ends of
+    different chains, and then walking along the origin's chain rarely meets the other marker
+    (only where the two snakes' ends touch, as the original allows)."""
+    rng = np.random.default_rng(11)
+    labels, separated = [], []
+    for _ in range(40):
+        sample = draw_sample(PF32_HARD, rng, distractors=False)
+        bridge = 2 * sample.margin + 1
+        chains = []
+        for snake in sample.targets:
+            pixels = render_paddles(PF32_HARD, sample.margin, snake.paddles)
+            on = pixels > 0.2 * pixels.max()
+            assert component(on, snake.tail, bridge)[snake.head]
+            chains.append((snake.tail, snake.head, on))
+        origin, terminal = sample.markers
+        (owner,) = [i for i, chain in enumerate(chains) if chain[0] == origin]
+        if sample.label == 1:
+            assert terminal == chains[owner][1]
+        else:
+            assert terminal == chains[1 - owner][1]
+            separated.append(not component(chains[owner][2], origin, bridge)[terminal])
+        labels.append(sample.label)
+        for centre in sample.markers:  # both discs are drawn (value 1 of max 2 -> ~128)
+            assert sample.image[centre] >= 120
+    assert 10 <= sum(labels) <= 30
+    assert np.mean(separated) >= 0.9
+
+
+def test_label_balance_and_zero_pixels_at_32():
+    samples = generate_batch(PF32_EASY, seed=0, batch=0, size=300)
+    images = np.stack([s.image for s in samples])
+    labels = np.array([s.label for s in samples])
+    assert 0.43 <= labels.mean() <= 0.57  # +-2.5 sd of a fair coin over 300
+    assert images.dtype == np.uint8 and images.max() == 255
+    zeros = (images == 0).mean()
+    assert 0.60 <= zeros <= 0.72, zeros
+    hard = np.stack([s.image for s in generate_batch(PF32_HARD, seed=0, batch=0, size=60)])
+    assert 0.50 <= (hard == 0).mean() <= 0.62  # denser: 28 target + ~19 distractor paddles
+    assert all(img.max() == 255 for img in hard)
+
+
+def test_zero_pixels_at_128():
+    images = np.stack([s.image for s in generate_batch(lra_params(128, "hard"), 0, 0, 12)])
+    assert 0.84 <= (images == 0).mean() <= 0.89  # LRA_SPEC: ~86% of a Path-X image
+
+
+# -- files --------------------------------------------------------------------------------
+def test_same_seed_same_arrays_whatever_the_worker_count(tmp_path):
+    kwargs = dict(count=23, seed=5, images_per_shard=6)
+    one = read_pathfinder_shards(
+        generate_pathfinder_shards(tmp_path / "a", 32, "easy", workers=1, **kwargs)
+    )
+    two = read_pathfinder_shards(
+        generate_pathfinder_shards(tmp_path / "b", 32, "easy", workers=2, **kwargs)
+    )
+    assert one[0].shape == (23, 32, 32) and one[1].shape == (23,)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    other = generate_batch(PF32_EASY, seed=6, batch=0, size=6)
+    assert not np.array_equal(np.stack([s.image for s in other]), one[0][:6])
+
+
+def test_official_layout_is_written_exactly(tmp_path):
+    folder = generate_pathfinder_official(
+        tmp_path, 32, "easy", count=7, seed=2, workers=1, images_per_batch=4
+    )
+    assert folder == tmp_path / "pathfinder32" / "curv_baseline"
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    pngs = [f"imgs/0/sample_{i}.png" for i in range(4)] + [
+        f"imgs/1/sample_{i}.png" for i in range(3)
+    ]
+    assert files == sorted(["manifest.json", "metadata/0.npy", "metadata/1.npy", *pngs])
+
+    shards = read_pathfinder_shards(
+        generate_pathfinder_shards(tmp_path / "s", 32, "easy", 7, seed=2, images_per_shard=4)
+    )
+    rows = []
+    for batch in (0, 1):
+        text = (folder / "metadata" / f"{batch}.npy").read_text()
+        assert text.endswith("\n")
+        rows += [line.split(" ") for line in text.split("\n")[:-1]]  # how LRA's builder reads it
+    assert len(rows) == 7
+    for n, row in enumerate(rows):
+        batch, index = divmod(n, 4)
+        assert len(row) == 11
+        assert row[:3] == [f"imgs/{batch}", f"sample_{index}.png", str(index)]
+        # the release's pathfinder32/curv_baseline line: imgs/0 sample_0.png 0 0 1.0 6 2 2 0.5 1 1
+        assert row[4:] == ["1.0", "6", "2", "2", "0.5", "1", "1"]
+        with Image.open(folder / row[0] / row[1]) as png:
+            assert png.mode == "L" and png.size == (32, 32)
+            pixels = np.asarray(png)
+        assert np.array_equal(pixels, shards[0][n])
+        assert int(row[3]) == shards[1][n]
+
+
+def test_metadata_line_formats_like_the_original():
+    params = lra_params(128, "hard")
+    assert metadata_line(3, 7, 1, 2, params) == "imgs/3 sample_7.png 7 1 1.8 14 4 5 1.5 2 1\n"
+
+
+def test_shard_round_trip_and_incomplete_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 8, 8), dtype=np.uint8)
+    labels = np.array([0, 1, 1, 0, 1])
+    write_shard(tmp_path / "shard_0.npz", images, labels)
+    got_images, got_labels = read_shard(tmp_path / "shard_0.npz")
+    assert np.array_equal(got_images, images) and got_labels.dtype == np.int64
+    assert got_labels.tolist() == labels.tolist()
+    with pytest.raises(FileNotFoundError):
+        read_pathfinder_shards(tmp_path)  # no manifest: not a finished generation
+    with pytest.raises(ValueError):
+        write_shard(tmp_path / "shard_1.npz", images.astype(np.int32), labels)
+
+    folder = generate_pathfinder_shards(tmp_path / "g", 32, "easy", 9, images_per_shard=4)
+    (folder / "shard_1.npz").unlink()
+    with pytest.raises(ValueError, match="missing"):
+        read_pathfinder_shards(folder)
+
+
+def test_resume_and_refusal_to_mix_settings(tmp_path):
+    folder = generate_pathfinder_shards(tmp_path, 32, "easy", 8, seed=1, images_per_shard=4)
+    first = read_pathfinder_shards(folder)
+    (folder / "shard_1.npz").unlink()  # an interrupted run: the second shard is missing
+    generate_pathfinder_shards(tmp_path, 32, "easy", 8, seed=1, images_per_shard=4)
+    again = read_pathfinder_shards(folder)
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    with pytest.raises(FileExistsError):
+        generate_pathfinder_shards(tmp_path, 32, "easy", 8, seed=2, images_per_shard=4)
+    generate_pathfinder_shards(tmp_path, 32, "easy", 4, seed=2, overwrite=True)
+    assert len(read_pathfinder_shards(folder)[1]) == 4
+
+
+def test_command_line_generates_shards(tmp_path):
+    parser = argparse.ArgumentParser()
+    generate_pathfinder.register_generate(parser.add_subparsers(dest="task"))
+    args = parser.parse_args(
+        ["pathfinder", "--out", str(tmp_path), "--difficulty", "easy", "--count", "5"]
+        + ["--seed", "4", "--workers", "1", "--format", "shards", "--batch-size", "5"]
+    )
+    assert (args.resolution, args.format) == (32, "shards")
+    args.handler(args)
+    images, labels = read_pathfinder_shards(tmp_path)
+    expected = generate_batch(PF32_EASY, seed=4, batch=0, size=5)
+    assert np.array_equal(images, np.stack([s.image for s in expected]))
+    assert labels.tolist() == [s.label for s in expected]
+
+
+# -- learnability -------------------------------------------------------------------------
+@pytest.mark.slow
+def test_small_cnn_learns_pathfinder32_easy(tmp_path):
+    """A 6-layer CNN with batch norm leaves chance after a few epochs of 18.5k generated images
+    (measured: 72% after 6 epochs, 89% after 11; ~7 s per epoch on 2 cores)."""
+    import torch
+    from torch import nn
+
+    images, labels = read_pathfinder_shards(
+        generate_pathfinder_shards(tmp_path, 32, "easy", 20_000, seed=0, workers=2)
+    )
+    x = torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 255
+    y = torch.tensor(labels)
+    train = 18_500
+    torch.manual_seed(0)
+
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    model = nn.Sequential(
+        *block(1, 16), *block(16, 16), nn.MaxPool2d(2),
+        *block(16, 32), *block(32, 32), nn.MaxPool2d(2),
+        *block(32, 64), *block(64, 64), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(64, 2),
+    )  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), 2e-3)
+    for _ in range(12):
+        model.train()
+        order = torch.randperm(train)
+        for start in range(0, train, 64):
+            batch = order[start : start + 64]
+            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(x[train:]).argmax(1) == y[train:]).float().mean().item()
+    assert accuracy >= 0.75, accuracy  # chance: ~0.5 (labels are balanced)
