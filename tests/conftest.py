@@ -9,6 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+# The tests use tiny shapes, where a second thread only adds synchronisation (and on a loaded
+# 2-core machine, long waits for it); one thread also keeps results bit-for-bit repeatable.
+torch.set_num_threads(1)
+
 REPO = Path(__file__).resolve().parent.parent
 CONF_DIR = REPO / "conf"
 
