@@ -1,0 +1,219 @@
+"""Mamba and Mamba-2: the chunked scans equal the step-by-step recurrences (values and gradients,
+float64, non-zero initial states), the papers' initialisations, padding, both directions, and
+the state-space parameters' own optimizer group."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lra_bench.optim import parameter_groups
+from models.mixers.mamba import Mamba
+from models.mixers.mamba2 import Mamba2
+from models.ssm.selective_scan import selective_scan, selective_scan_reference
+from models.ssm.ssd import segment_sum, ssd_chunked, ssd_reference
+
+F64 = torch.float64
+TIGHT = {"rtol": 1e-9, "atol": 1e-11}
+
+
+def randn(*shape, scale=1.0):
+    return (torch.randn(*shape, dtype=F64) * scale).requires_grad_()
+
+
+def assert_same_values_and_gradients(fast, slow, inputs):
+    """fast() and slow() return tuples of tensors; compare them and the gradients of a generic
+    scalar of them with respect to `inputs`."""
+    fast_out, slow_out = fast(), slow()
+    for a, b in zip(fast_out, slow_out):
+        torch.testing.assert_close(a, b, **TIGHT)
+
+    def loss(outputs):
+        return sum(
+            (o.sin() * torch.linspace(0.5, 1.5, o.numel(), dtype=F64).view_as(o)).sum()
+            for o in outputs
+        )
+
+    fast_grads = torch.autograd.grad(loss(fast_out), inputs)
+    slow_grads = torch.autograd.grad(loss(slow_out), inputs)
+    for a, b in zip(fast_grads, slow_grads):
+        torch.testing.assert_close(a, b, **TIGHT)
+
+
+def padded(batch_lengths, length, width):
+    x = torch.randn(len(batch_lengths), length, width, dtype=F64)
+    mask = torch.arange(length)[None] < torch.tensor(batch_lengths)[:, None]
+    return x * mask[..., None], mask
+
+
+# ----------------------------------------------------------------------------- core operations
+
+
+def test_selective_scan_recomputing_backward_passes_gradcheck():
+    u, B, C, h0 = randn(2, 7, 3), randn(2, 7, 2), randn(2, 7, 2), randn(2, 3, 2)
+    delta = torch.rand(2, 7, 3, dtype=F64).requires_grad_()
+    A = (-torch.rand(3, 2, dtype=F64)).requires_grad_()
+
+    def scan(u, delta, A, B, C, h0):
+        return selective_scan(u, delta, A, B, C, initial_state=h0, chunk_size=3)
+
+    assert torch.autograd.gradcheck(scan, (u, delta, A, B, C, h0))
+
+
+def test_selective_scan_chunks_equal_the_recurrence_with_an_initial_state():
+    b, length, d, n = 2, 23, 5, 4  # 23 steps in chunks of 8: a ragged last chunk
+    u, B, C = randn(b, length, d), randn(b, length, n), randn(b, length, n)
+    delta = (torch.rand(b, length, d, dtype=F64) * 0.5).requires_grad_()
+    A = (-torch.rand(d, n, dtype=F64) * 3).requires_grad_()
+    D, h0 = randn(d), randn(b, d, n)
+    inputs = (u, delta, A, B, C, D, h0)
+    assert_same_values_and_gradients(
+        lambda: selective_scan(*inputs, chunk_size=8),
+        lambda: selective_scan_reference(*inputs),
+        inputs,
+    )
+
+
+def test_selective_scan_reference_is_the_discretised_ssm():
+    # One channel, one state: h_1 = exp(dt a) h0 + dt b u, y_1 = c h_1 + D u, by hand.
+    h0, u, dt, a, b, c, skip = 0.7, 2.0, 0.3, -1.5, 0.4, -0.9, 0.25
+    t = lambda v: torch.tensor(v, dtype=F64)  # noqa: E731
+    y, h = selective_scan_reference(
+        t([[[u]]]), t([[[dt]]]), t([[a]]), t([[[b]]]), t([[[c]]]), t([skip]), t([[[h0]]])
+    )
+    expected_h = math.exp(dt * a) * h0 + dt * b * u
+    assert h.item() == pytest.approx(expected_h, rel=1e-14)
+    assert y.item() == pytest.approx(c * expected_h + skip * u, rel=1e-14)
+
+
+def test_selective_scan_keeps_only_chunk_inputs_for_backward():
+    # Memory stays bounded: what autograd keeps is O(B L (D + N)) inputs and chunk-boundary
+    # states, not the O(B L D N) per-step states (those are rebuilt in backward).
+    b, length, d, n = 2, 64, 8, 16
+    u, B, C = randn(b, length, d), randn(b, length, n), randn(b, length, n)
+    delta = torch.rand(b, length, d, dtype=F64).requires_grad_()
+    A = (-torch.rand(d, n, dtype=F64)).requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(t.numel()) or t, lambda t: t
+    ):
+        selective_scan(u, delta, A, B, C, chunk_size=16)
+    assert sum(saved) < b * length * d * n
+
+
+def test_segment_sum_known_values():
+    log_a = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64)
+    expected = torch.tensor(
+        [
+            [0, -math.inf, -math.inf, -math.inf],
+            [2, 0, -math.inf, -math.inf],
+            [5, 3, 0, -math.inf],
+            [9, 7, 4, 0],
+        ],
+        dtype=F64,
+    )
+    torch.testing.assert_close(segment_sum(log_a), expected)
+
+
+@pytest.mark.parametrize("groups", [4, 2, 1])
+def test_ssd_chunks_equal_the_recurrence_with_an_initial_state(groups):
+    b, length, h, p, n = 2, 29, 4, 3, 5  # chunks of 8: a ragged last chunk
+    x, B, C = randn(b, length, h, p), randn(b, length, groups, n), randn(b, length, groups, n)
+    log_a = (-torch.rand(b, length, h, dtype=F64) * 2).requires_grad_()
+    h0 = randn(b, h, p, n)
+    inputs = (x, log_a, B, C, h0)
+    assert_same_values_and_gradients(
+        lambda: ssd_chunked(x, log_a, B, C, chunk_size=8, initial_state=h0),
+        lambda: ssd_reference(x, log_a, B, C, initial_state=h0),
+        inputs,
+    )
+
+
+def test_ssd_reference_is_the_scalar_decay_recurrence():
+    # One head, p = n = 1, two steps by hand: S_1 = a_1 S_0 + x_1 b_1, S_2 = a_2 S_1 + x_2 b_2.
+    t = lambda v: torch.tensor(v, dtype=F64).view(1, 2, 1, 1)  # noqa: E731
+    x, b, c = t([1.5, -2.0]), t([0.5, 3.0]), t([2.0, -1.0])
+    log_a = torch.tensor([[[-0.3], [-1.1]]], dtype=F64)
+    y, state = ssd_reference(x, log_a, b, c, torch.full((1, 1, 1, 1), 0.4, dtype=F64))
+    s1 = math.exp(-0.3) * 0.4 + 1.5 * 0.5
+    s2 = math.exp(-1.1) * s1 - 2.0 * 3.0
+    torch.testing.assert_close(y.flatten(), torch.tensor([2.0 * s1, -1.0 * s2], dtype=F64))
+    assert state.item() == pytest.approx(s2, rel=1e-14)
+
+
+# ----------------------------------------------------------------------------- Mamba
+
+
+def test_mamba_initialisation_is_the_papers():
+    mixer = Mamba(d_model=32, d_state=16, dt_min=0.001, dt_max=0.1)
+    for direction in mixer.directions:
+        A = -torch.exp(direction.A_log)
+        torch.testing.assert_close(A[0], -torch.arange(1.0, 17.0))  # S4D-Real: -(1..N)
+        torch.testing.assert_close(A[-1], -torch.arange(1.0, 17.0))
+        dt = F.softplus(direction.dt_proj.bias)
+        assert dt.min() >= 0.001 * (1 - 1e-5) and dt.max() <= 0.1 * (1 + 1e-5)
+        assert torch.equal(direction.D.detach(), torch.ones(64))
+    assert mixer.directions[0].dt_rank == 2  # ceil(32 / 16)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_mamba_forward_equals_its_step_by_step_recurrence(causal):
+    mixer = Mamba(d_model=8, d_state=4, causal=causal, chunk_size=5).double()
+    x, mask = padded([13, 7], 13, 8)
+    torch.testing.assert_close(mixer(x, mask), mixer.reference(x, mask), **TIGHT)
+
+
+def test_mamba_backward_scan_starts_at_the_last_real_position():
+    mixer = Mamba(d_model=8, d_state=4).double()
+    x, mask = padded([16, 9], 16, 8)
+    alone = mixer(x[1:, :9], mask[1:, :9])
+    torch.testing.assert_close(mixer(x, mask)[1:, :9], alone, **TIGHT)
+
+
+@pytest.mark.parametrize("mixer_class", [Mamba, Mamba2])
+def test_bidirectional_form_sees_both_directions(mixer_class):
+    mixer = mixer_class(d_model=16).double()
+    x, mask = padded([12], 12, 16)
+    x.requires_grad_(True)
+    mixer(x, mask)[0, 0].sum().backward()  # the first output ...
+    assert x.grad[0, -1].abs().sum() > 0  # ... depends on the last input
+
+
+@pytest.mark.parametrize("mixer_class", [Mamba, Mamba2])
+def test_ssm_parameters_get_their_own_optimizer_group(mixer_class):
+    mixer = mixer_class(d_model=16, ssm_lr=2e-4)
+    groups = parameter_groups(mixer, lr=1e-2, weight_decay=0.1)
+    ssm_group = [g for g in groups if g["lr"] == 2e-4]
+    assert len(ssm_group) == 1 and ssm_group[0]["weight_decay"] == 0.0
+    names = {name.split(".")[-1] for name in ssm_group[0]["names"]}
+    assert names == ({"A_log", "D", "bias"} if mixer_class is Mamba else {"A_log", "D", "dt_bias"})
+    decayed = [g for g in groups if g["weight_decay"] == 0.1]
+    assert all(not n.endswith(("A_log", "D")) for g in decayed for n in g["names"])
+
+
+# ----------------------------------------------------------------------------- Mamba-2
+
+
+def test_mamba2_initialisation_is_the_papers():
+    mixer = Mamba2(d_model=32, headdim=16, dt_min=0.001, dt_max=0.1)
+    for direction in mixer.directions:
+        minus_A = torch.exp(direction.A_log)  # scalar A per head, -A uniform in [1, 16]
+        assert minus_A.shape == (4,) and minus_A.min() >= 1 and minus_A.max() <= 16
+        dt = F.softplus(direction.dt_bias)
+        assert dt.min() >= 0.001 * (1 - 1e-5) and dt.max() <= 0.1 * (1 + 1e-5)
+
+
+@pytest.mark.parametrize("causal,n_groups", [(False, 1), (True, 2)])
+def test_mamba2_forward_equals_its_step_by_step_recurrence(causal, n_groups):
+    mixer = Mamba2(d_model=8, d_state=4, headdim=4, n_groups=n_groups, causal=causal, chunk_size=4)
+    mixer = mixer.double()
+    x, mask = padded([11, 6], 11, 8)
+    torch.testing.assert_close(mixer(x, mask), mixer.reference(x, mask), **TIGHT)
+
+
+def test_mamba2_backward_scan_starts_at_the_last_real_position():
+    mixer = Mamba2(d_model=8, d_state=4, headdim=4, chunk_size=4).double()
+    x, mask = padded([14, 9], 14, 8)
+    alone = mixer(x[1:, :9], mask[1:, :9])
+    torch.testing.assert_close(mixer(x, mask)[1:, :9], alone, **TIGHT)
