@@ -74,7 +74,8 @@ class SequenceClassifier(nn.Module):
     vocab_size, num_classes, max_length: from the task (filled in by the runner).
     mixer: a factory `mixer(d_model=D) -> nn.Module` (a Hydra `_partial_` config); one per layer.
         A mixer whose constructor takes `max_length` (learned per-position weights, projections
-        over the sequence) also gets the longest sequence it will see, [CLS] included.
+        over the sequence) also gets the longest sequence it will see, [CLS] included; one that
+        takes `layer_index` gets its block's index and `n_layers` (depth-dependent init).
     positions: 'sinusoidal' | 'learned' | 'none'.  pooling: 'cls' (prepends a learned [CLS]
     token) | 'mean' (masked) | 'last' (last real position).  head_hidden: head MLP width
     (LRA's mlp_dim); defaults to d_ff.
@@ -119,12 +120,16 @@ class SequenceClassifier(nn.Module):
         extra = 1 if self.cls is not None else 0
         self.positions = POSITIONS[positions](max_length + extra, d_model)
         self.embed_dropout = nn.Dropout(dropout)
+        accepted = inspect.signature(mixer).parameters
         mixer_args = {"d_model": d_model}
-        if "max_length" in inspect.signature(mixer).parameters:
+        if "max_length" in accepted:
             mixer_args["max_length"] = max_length + extra
-        self.blocks = nn.ModuleList(
-            Block(d_model, mixer(**mixer_args), d_ff, dropout) for _ in range(n_layers)
-        )
+        blocks = []
+        for index in range(n_layers):
+            if "layer_index" in accepted:  # depth-dependent initialisation (RWKV-6)
+                mixer_args.update(layer_index=index, n_layers=n_layers)
+            blocks.append(Block(d_model, mixer(**mixer_args), d_ff, dropout))
+        self.blocks = nn.ModuleList(blocks)
         self.final_norm = nn.LayerNorm(d_model)
         self.pair = pair
         features = 4 * d_model if pair else d_model  # pair: [u, v, u * v, u - v]
