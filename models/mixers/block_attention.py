@@ -31,6 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from models.mixers.projections import attention_projections
+
 # Score of a (query, key) pair the pattern forbids in `attend`. Finite, so that a query with no
 # allowed key in some part gives no NaN: that part's lse is then ~MASKED and it weighs 0 in a merge.
 MASKED = -1e30
@@ -297,16 +299,10 @@ class BlockedAttention(nn.Module):
         bias: bool,
     ) -> None:
         super().__init__()
-        qkv_dim = qkv_dim or d_model
-        if qkv_dim % n_heads:
-            raise ValueError(f"qkv_dim {qkv_dim} is not divisible by n_heads {n_heads}")
         self.n_heads = n_heads
         self.dropout = dropout
         self.causal = causal
-        self.qkv = nn.Linear(d_model, 3 * qkv_dim, bias=bias)
-        self.out = nn.Linear(qkv_dim, d_model, bias=bias)
-        nn.init.xavier_uniform_(self.qkv.weight)
-        nn.init.xavier_uniform_(self.out.weight)
+        self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
 
     @property
     def attention_dropout(self) -> float:

@@ -17,6 +17,7 @@ from models.mixers.kernel_attention import (
     merge_heads,
     split_heads,
 )
+from models.mixers.projections import attention_projections
 
 
 class LinearAttention(nn.Module):
@@ -42,17 +43,11 @@ class LinearAttention(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        qkv_dim = qkv_dim or d_model
-        if qkv_dim % n_heads:
-            raise ValueError(f"qkv_dim {qkv_dim} is not divisible by n_heads {n_heads}")
         self.n_heads = n_heads
         self.causal = causal
         self.chunk_size = chunk_size
         self.eps = eps
-        self.qkv = nn.Linear(d_model, 3 * qkv_dim, bias=bias)
-        self.out = nn.Linear(qkv_dim, d_model, bias=bias)
-        nn.init.xavier_uniform_(self.qkv.weight)
-        nn.init.xavier_uniform_(self.out.weight)
+        self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         q, k, v = (split_heads(t, self.n_heads) for t in self.qkv(x).chunk(3, dim=-1))

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.mixers.kernel_attention import merge_heads, split_heads
+from models.mixers.projections import attention_projections
 
 
 class LinformerAttention(nn.Module):
@@ -42,16 +43,10 @@ class LinformerAttention(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        qkv_dim = qkv_dim or d_model
-        if qkv_dim % n_heads:
-            raise ValueError(f"qkv_dim {qkv_dim} is not divisible by n_heads {n_heads}")
         self.n_heads = n_heads
         self.max_length = max_length
         self.dropout = dropout
-        self.qkv = nn.Linear(d_model, 3 * qkv_dim, bias=bias)
-        self.out = nn.Linear(qkv_dim, d_model, bias=bias)
-        nn.init.xavier_uniform_(self.qkv.weight)
-        nn.init.xavier_uniform_(self.out.weight)
+        self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
         # LeCun-normal over the sequence axis (LRA's kernel init): a projected row of a full
         # length sequence keeps the scale of a single key.
         std = max_length**-0.5

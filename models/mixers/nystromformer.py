@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from models.mixers.kernel_attention import merge_heads, split_heads
+from models.mixers.projections import attention_projections
 
 
 def segment_means_matrix(mask: torch.Tensor, n_landmarks: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,18 +88,13 @@ class NystromAttention(nn.Module):
     ) -> None:
         super().__init__()
         qkv_dim = qkv_dim or d_model
-        if qkv_dim % n_heads:
-            raise ValueError(f"qkv_dim {qkv_dim} is not divisible by n_heads {n_heads}")
         if conv_kernel_size and conv_kernel_size % 2 == 0:
             raise ValueError(f"conv_kernel_size {conv_kernel_size} must be odd")
         self.n_heads = n_heads
         self.head_dim = qkv_dim // n_heads
         self.n_landmarks = n_landmarks
         self.pinv_iterations = pinv_iterations
-        self.qkv = nn.Linear(d_model, 3 * qkv_dim, bias=bias)
-        self.out = nn.Linear(qkv_dim, d_model, bias=bias)
-        nn.init.xavier_uniform_(self.qkv.weight)
-        nn.init.xavier_uniform_(self.out.weight)
+        self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
         # One length-k filter per head, applied to every channel of that head's values.
         self.value_conv = (
             nn.Conv2d(

@@ -31,6 +31,7 @@ from models.mixers.kernel_attention import (
     merge_heads,
     split_heads,
 )
+from models.mixers.projections import attention_projections
 
 
 def orthogonal_gaussian_features(
@@ -97,8 +98,6 @@ class PerformerAttention(nn.Module):
     ) -> None:
         super().__init__()
         qkv_dim = qkv_dim or d_model
-        if qkv_dim % n_heads:
-            raise ValueError(f"qkv_dim {qkv_dim} is not divisible by n_heads {n_heads}")
         self.n_heads = n_heads
         self.head_dim = qkv_dim // n_heads
         self.n_features = n_features
@@ -106,10 +105,7 @@ class PerformerAttention(nn.Module):
         self.causal = causal
         self.chunk_size = chunk_size
         self.forwards_since_redraw = 0
-        self.qkv = nn.Linear(d_model, 3 * qkv_dim, bias=bias)
-        self.out = nn.Linear(qkv_dim, d_model, bias=bias)
-        nn.init.xavier_uniform_(self.qkv.weight)
-        nn.init.xavier_uniform_(self.out.weight)
+        self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
         self.register_buffer("projection", orthogonal_gaussian_features(n_features, self.head_dim))
 
     @torch.no_grad()

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.mixers.projections import attention_projections
+
 
 class SoftmaxAttention(nn.Module):
     """Multi-head self-attention with a key padding mask.
@@ -31,16 +33,10 @@ class SoftmaxAttention(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        qkv_dim = qkv_dim or d_model
-        if qkv_dim % n_heads:
-            raise ValueError(f"qkv_dim {qkv_dim} is not divisible by n_heads {n_heads}")
         self.n_heads = n_heads
         self.dropout = dropout
         self.causal = causal
-        self.qkv = nn.Linear(d_model, 3 * qkv_dim, bias=bias)
-        self.out = nn.Linear(qkv_dim, d_model, bias=bias)
-        nn.init.xavier_uniform_(self.qkv.weight)
-        nn.init.xavier_uniform_(self.out.weight)
+        self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
