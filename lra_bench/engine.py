@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lra_bench.batches import TrainBatches, eval_batches
+from lra_bench.files import replaced_atomically
 from lra_bench.optim import build_optimizer, build_scheduler
 from tasks.base import Split, TaskData
 
@@ -82,9 +82,8 @@ def evaluate(
 
 
 def _save_atomically(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with replaced_atomically(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train_and_evaluate(

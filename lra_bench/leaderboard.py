@@ -9,11 +9,11 @@ in `failed` and nowhere else.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from lra_bench.files import replaced_atomically
 from lra_bench.records import find_records, read_record
 
 KEY = ["task", "model", "profile", "variant"]
@@ -123,9 +123,8 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with replaced_atomically(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_leaderboard(results_dir: Path, plot: bool = True) -> pd.DataFrame:

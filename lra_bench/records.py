@@ -14,8 +14,9 @@ Fields (SCHEMA_VERSION 1):
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from lra_bench.files import replaced_atomically
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "record.json"
@@ -29,9 +30,8 @@ def write_record(record: dict, run_dir: Path) -> Path:
     if record.get("status") not in STATUSES:
         raise ValueError(f"record status {record.get('status')!r} not in {STATUSES}")
     path = Path(run_dir) / RECORD_NAME
-    tmp = path.with_name(f".{RECORD_NAME}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    with replaced_atomically(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from lra_bench import REPO_ROOT
+from lra_bench.files import replaced_atomically
 from lra_bench.flops import mfu
 from lra_bench.speed_worker import GB, TASK_SHAPES, load_size
 
@@ -333,11 +334,9 @@ def write_speed_csv(table: pd.DataFrame, path: Path, header: list[str]) -> None:
     """Writes `table` after `# `-prefixed header lines, through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as handle:
+    with replaced_atomically(path) as tmp, open(tmp, "w") as handle:
         handle.writelines(f"# {' '.join(line.replace('#', 'No.').split())}\n" for line in header)
         table.to_csv(handle, index=False, float_format="%.6g")
-    os.replace(tmp, path)
 
 
 def _describe(row: dict) -> str:

@@ -6,12 +6,12 @@ all drawn from DIR/speed_memory.csv and a leaderboard CSV, never from live measu
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from lra_bench import REPO_ROOT
+from lra_bench.files import replaced_atomically
 from lra_bench.speed import BASELINE, CSV_NAME, read_speed_csv
 from lra_bench.speed_plots import length_label, model_order, plot_bubbles, plot_memory, plot_speed
 
@@ -283,7 +283,6 @@ def write_report(
     if note:
         text += f"\nBubble chart at {length_label(bubble_length)}: {note}.\n"
     md_path = out_dir / "speed_memory.md"
-    tmp = md_path.with_name(f".{md_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, md_path)
+    with replaced_atomically(md_path) as tmp:
+        tmp.write_text(text)
     return [*written, md_path]

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+
+from lra_bench.files import replaced_atomically
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"
@@ -198,12 +199,10 @@ def generate_splits(
 def write_tsv(path: Path, rows: list[tuple[str, int]]) -> None:
     """The official format: header `Source<TAB>Target`, written by csv.writer as the original
     does (so lines end in CRLF). Written to a temporary file and renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as handle:
+    with replaced_atomically(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t")
         writer.writerow(["Source", "Target"])
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def write_listops(

@@ -10,11 +10,12 @@ for data we generate ourselves (no PNG decoding, one file per 1000 images).
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import numpy as np
+
+from lra_bench.files import replaced_atomically
 
 MANIFEST = "manifest.json"
 _SHARD = re.compile(r"^shard_(\d+)\.npz$")
@@ -36,9 +37,8 @@ def write_shard(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
             f"{images.shape} and {labels.shape}"
         )
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    np.savez_compressed(tmp, images=images, labels=labels)
-    os.replace(tmp, path)
+    with replaced_atomically(path) as tmp:
+        np.savez_compressed(tmp, images=images, labels=labels)
 
 
 def read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -49,9 +49,8 @@ def read_shard(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def write_manifest(folder: Path, manifest: dict) -> None:
     path = Path(folder) / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    with replaced_atomically(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def read_manifest(folder: Path) -> dict | None:
