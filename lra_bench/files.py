@@ -1,9 +1,10 @@
-"""Writing a file so that readers see the old version or the new one, never half of one."""
+"""Writing files and folders so that readers see the old version or the new one, never half of one."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,3 +21,23 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path, tag: str = "") -> Iterator[Path]:
+    """Yields an empty private folder beside `folder` (`.<name>.tmp-<tag><pid>`) to fill; when
+    the block ends without error it is renamed onto `folder`, so a half-written folder is never
+    mistaken for a finished one. If another process renamed its own equivalent folder into place
+    first, that one is kept. On error the private folder is removed."""
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.tmp-{tag}{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process finished first; its content is equivalent
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lra_bench.files import staged_folder
 from tasks.base import Split
 
 # Bump when the on-disk layout or the meaning of cached arrays changes: every cache rebuilds.
@@ -209,10 +210,7 @@ def load_or_build(
     folder.parent.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname().replace("-", "_")
     _remove_stale_builds(folder, host)
-    staging = folder.with_name(f".{key}.tmp-{host}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
+    with staged_folder(folder, tag=f"{host}-") as staging:
         builder = CacheBuilder(staging)
         build(builder)
         sizes = builder.close()
@@ -226,13 +224,6 @@ def load_or_build(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process finished the same build first; its arrays are equal
-            shutil.rmtree(staging, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return read_cache(folder), key
 
 

@@ -9,8 +9,6 @@ symbols below as ids 1..15. A token outside them is an error naming the file and
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lra_bench.files import staged_folder
 from tasks.base import PAD_ID, Split, TaskData
 from tasks.cache import CacheBuilder, load_or_build, source_fingerprint
 from tasks.listops_generator import SPLIT_FILES, ListOpsParams, write_listops
@@ -137,10 +136,8 @@ class ListOps:
         folder = Path(data_root) / "listops" / f"generated-{self.generator.digest()}"
         if all((folder / name).exists() for name in SPLIT_FILES.values()):
             return folder
-        # Generate into a private folder and rename it into place: a half-written folder is
-        # never mistaken for data, and two processes generating at once cannot mix files.
-        staging = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
+        # Generated in a private folder and renamed into place: a half-written folder is never
+        # mistaken for data, and two processes generating at once cannot mix files.
         bar = tqdm(
             total=self.generator.total,
             desc="generating ListOps",
@@ -148,15 +145,11 @@ class ListOps:
             disable=not progress,
             file=sys.stderr,
         )
-        with bar:
+        with bar, staged_folder(folder) as staging:
             write_listops(staging, self.generator, workers=self.workers, progress=bar.update)
-        (staging / "generator.txt").write_text(
-            "".join(f"{k}: {v}\n" for k, v in asdict(self.generator).items())
-        )
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process finished first; its files are equivalent
-            shutil.rmtree(staging, ignore_errors=True)
+            (staging / "generator.txt").write_text(
+                "".join(f"{k}: {v}\n" for k, v in asdict(self.generator).items())
+            )
         return folder
 
     def load(self, data_root: Path, progress: bool = True) -> TaskData:

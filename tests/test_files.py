@@ -1,6 +1,6 @@
 import pytest
 
-from lra_bench.files import replaced_atomically
+from lra_bench.files import replaced_atomically, staged_folder
 
 
 def test_replaces_on_success_and_keeps_the_suffix(tmp_path):
@@ -23,3 +23,27 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("crash mid-write")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_staged_folder_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "generated"
+    with pytest.raises(RuntimeError):
+        with staged_folder(target) as staging:
+            (staging / "part.tsv").write_text("half")
+            raise RuntimeError("crash mid-generation")
+    assert list(tmp_path.iterdir()) == []
+    with staged_folder(target) as staging:
+        (staging / "a.tsv").write_text("done")
+        assert not target.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["generated"]
+    assert (target / "a.tsv").read_text() == "done"
+
+
+def test_staged_folder_keeps_a_folder_another_process_finished_first(tmp_path):
+    target = tmp_path / "generated"
+    with staged_folder(target) as staging:
+        (staging / "mine.tsv").write_text("mine")
+        target.mkdir()
+        (target / "theirs.tsv").write_text("theirs")
+    assert [p.name for p in target.iterdir()] == ["theirs.tsv"]
+    assert [p.name for p in tmp_path.iterdir()] == ["generated"]
