@@ -120,9 +120,9 @@ def run(cfg: DictConfig) -> dict:
     run_dir = run_dir_for(cfg)
     with RunLock(run_dir):
         previous = run_dir / RECORD_NAME
-        if previous.exists() and not cfg.force and read_record(previous)["status"] == "ok":
+        record = read_record(previous) if previous.exists() and not cfg.force else None
+        if record is not None and record["status"] == "ok":
             print(f"already finished: {run_dir} (force=true runs it again)")
-            record = read_record(previous)
         else:
             print(f"run directory: {run_dir}")
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
