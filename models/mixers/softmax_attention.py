@@ -1,5 +1,6 @@
 """Full multi-head softmax attention (Vaswani et al., 2017, "Attention Is All You Need"), the
-LRA baseline, computed by torch's fused `scaled_dot_product_attention`."""
+LRA baseline, computed by torch's fused `scaled_dot_product_attention`, or with the L x L scores
+materialised as LRA's Flax code did (the speed protocol's quadratic-memory baseline)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ class SoftmaxAttention(nn.Module):
     d_model: width D.  n_heads: H.  qkv_dim: total width of queries/keys/values (LRA's qkv_dim;
     default D), split into H heads.  dropout: on attention probabilities.  causal: position i
     attends to j <= i only.  bias: biases in the projections (LRA uses none).
+    materialize_scores: compute softmax(QK^T/sqrt(d)) as an explicit (B, H, L, L) tensor, as the
+    LRA paper's implementation did, instead of the fused kernel. The result is the same; the
+    memory is not: fused kernels (flash attention, also on CPU) never store the L x L matrix, so
+    their memory grows linearly in L. The speed protocol measures both.
 
     forward(x: (B, L, D), mask: (B, L) bool, True = real) -> (B, L, D). Padded keys get zero
     weight, so real positions do not depend on padding.
     """
-
-    backend = "torch.sdpa"
 
     def __init__(
         self,
@@ -31,9 +34,12 @@ class SoftmaxAttention(nn.Module):
         dropout: float = 0.0,
         causal: bool = False,
         bias: bool = False,
+        materialize_scores: bool = False,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
+        self.materialize_scores = materialize_scores
+        self.backend = "torch.explicit_scores" if materialize_scores else "torch.sdpa"
         self.dropout = dropout
         self.causal = causal
         self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
@@ -45,7 +51,22 @@ class SoftmaxAttention(nn.Module):
         allowed = mask[:, None, None, :]  # (B, 1, 1, L): keys a query may attend to
         if self.causal:
             allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
-        )
+        dropout = self.dropout if self.training else 0.0
+        if self.materialize_scores:
+            y = explicit_attention(q, k, v, allowed, dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
         return self.out(y.transpose(1, 2).reshape(batch, length, -1))
+
+
+def explicit_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, dropout: float
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v with the scores stored: q, k, v (B, H, L, d); allowed a bool
+    mask broadcastable to (B, H, L, L), True = may attend -> (B, H, L, d). A query with no
+    allowed key gets zeros (the fused kernel returns NaN there; padded queries are discarded)."""
+    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, L, L)
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+    weights = F.dropout(weights, dropout, training=dropout > 0)
+    return weights @ v
