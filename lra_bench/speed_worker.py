@@ -160,15 +160,13 @@ def describe(device: torch.device) -> dict:
 
 
 def compose_model_config(model: str, size: dict):
-    """conf/model/<model>.yaml as Hydra composes it, without task-profile or experiment
-    overrides, so every mixer option is the model's own; `n_heads` set where the mixer has it.
+    """conf/model/<model>.yaml as Hydra composes it alone (no task, profile or experiment
+    settings), so every mixer option is the model's own; `n_heads` set where the mixer has it.
     Returns (backbone config, n_heads applied or None)."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="config", overrides=[f"model={model}", "~task_profile", "~experiment"]
-        )
+        cfg = compose(config_name=f"model/{model}")
     backbone = cfg.model.backbone
     heads = None
     if "mixer" in backbone and "n_heads" in backbone.mixer:
