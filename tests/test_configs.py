@@ -64,3 +64,31 @@ def test_every_model_trains_a_smoke_step(model, task, smoke_data, tmp_path):
     assert result.status == "ok" and result.steps == 2
     assert math.isfinite(result.final_train_loss)
     assert 0.0 <= result.test_accuracy <= 1.0
+
+
+LRA_ATTENTION = {  # LRA_SPEC.md section 5.2: heads, qkv_dim, attention dropout of each task
+    "listops": (8, 512, 0.1),
+    "text": (4, 256, 0.1),
+    "retrieval": (4, 128, 0.1),
+    "image": (8, 64, 0.2),
+    "pathfinder": (4, 16, 0.1),
+    "pathx": (2, 16, 0.1),
+}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_lra_profile_gives_every_attention_model_the_tasks_attention_shape(task):
+    heads, qkv, dropout = LRA_ATTENTION[task]
+    for model in ("transformer", "bigbird", "performer", "luna"):
+        mixer = compose_config(
+            [f"model={model}", f"task={task}", "profile=lra"]
+        ).model.backbone.mixer
+        assert (mixer.n_heads, mixer.qkv_dim) == (heads, qkv)
+        assert mixer.get("dropout", dropout) == dropout
+        mini = compose_config(
+            [f"model={model}", f"task={task}", "profile=mini"]
+        ).model.backbone.mixer
+        assert (mini.n_heads, mini.qkv_dim) == (4, None)  # the model's own defaults
+    # Heads of a state-space model are not LRA's attention heads.
+    retnet = compose_config(["model=retnet", f"task={task}", "profile=lra"]).model.backbone.mixer
+    assert retnet.n_heads == 4
