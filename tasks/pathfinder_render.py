@@ -68,7 +68,13 @@ def to_bytes(image: np.ndarray) -> np.ndarray:
 
 def lanczos_downsample(hires: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """scipy.misc.imresize(..., interp='lanczos'): byte-scale (uint8 passes unchanged), then
-    PIL Lanczos resize to size (H, W). Returns (H, W) uint8."""
+    PIL Lanczos resize to size (H, W). Returns (H, W) uint8.
+
+    Modern Pillow gives the same bytes as the PIL the original ran on (`ImagingStretch` with
+    the ANTIALIAS = Lanczos-3 filter, resample=1): separable passes through an 8-bit image,
+    each rounding (+0.5) and clipping negative lobes to 0 (checked against a re-implementation
+    of that filter in tests/test_pathfinder_generator.py). Its positive side lobes leave the
+    faint 1..5 pixels around every dash and disc (~22% of a 32 px hard image's pixels)."""
     data = hires if hires.dtype == np.uint8 else to_bytes(hires)
     resized = Image.fromarray(data).resize((size[1], size[0]), resample=_LANCZOS)
     return np.asarray(resized)
@@ -89,13 +95,10 @@ class PaddleShape:
         return self.length + int(math.ceil(self.thickness)) + self.margin
 
 
-def draw_paddle(shape: PaddleShape, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """One paddle starting at the stamp centre and pointing along `angle` (radians).
-
-    Returns (line, occupancy), both (S, S) uint8 as the original's Lanczos output before its
-    `/255`: the anti-aliased dash, and the dash dilated by a disk of radius `margin` (drawn at
-    `antialias_scale` and downsampled the same way), the footprint other paddles must avoid.
-    """
+def paddle_canvas(shape: PaddleShape, angle: float) -> np.ndarray:
+    """The supersampled dash of `draw_line_n_mask` before downsampling: a PIL line (no
+    anti-aliasing of its own) from the canvas centre, `length * aa` px along `angle`, width
+    round(thickness * aa), value 255 on 0. Returns (2*half*aa + 1, 2*half*aa + 1) float32."""
     aa = shape.antialias_scale
     side_hires = shape.half * 2 * aa + 1
     centre = shape.half * aa
@@ -106,7 +109,20 @@ def draw_paddle(shape: PaddleShape, angle: float) -> tuple[np.ndarray, np.ndarra
         fill="white",
         width=int(round(shape.thickness * aa)),
     )
-    hires = np.asarray(canvas)
+    return np.asarray(canvas)
+
+
+def draw_paddle(shape: PaddleShape, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """One paddle starting at the stamp centre and pointing along `angle` (radians).
+
+    Returns (line, occupancy), both (S, S) uint8 as the original's Lanczos output before its
+    `/255`: the anti-aliased dash, and the dash dilated by a disk of radius `margin` (drawn at
+    `antialias_scale` and downsampled the same way), the footprint other paddles must avoid.
+    Lanczos rings: a thin dash gets a halo of faint values (1..3 of 255) 2-3 px away, and so
+    did the original's (see `lanczos_downsample`).
+    """
+    aa = shape.antialias_scale
+    hires = paddle_canvas(shape, angle)
     side = shape.half * 2 + 1
     line = lanczos_downsample(hires, (side, side))
     # The original dilates the float image (values 0 / 255) and casts to uint8 before resizing.
