@@ -62,6 +62,14 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def warmup_linear(step: int, warmup: int, total: int) -> float:
+    """Linear warmup to 1 over `warmup` steps, then linear decay to 0 at `total` (fairseq's
+    `linear_decay`, Mega's LRA schedule)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, 1.0 - (step - warmup) / max(1, total - warmup))
+
+
 def rsqrt(step: int, warmup: int, total: int) -> float:
     """LRA's `constant * linear_warmup * rsqrt_decay`: min(1, s/w) / sqrt(max(s, w)), with s
     counted from 1. The factor multiplies the base rate, so the peak is base / sqrt(warmup)
@@ -74,6 +82,7 @@ def rsqrt(step: int, warmup: int, total: int) -> float:
 SCHEDULES: dict[str, Callable[[int, int, int], float]] = {
     "constant": constant,
     "cosine": warmup_cosine,
+    "linear": warmup_linear,
     "rsqrt": rsqrt,
 }
 

@@ -61,5 +61,11 @@ def test_scheduler_scales_every_group_including_own_learning_rates():
 
 
 def test_unknown_schedule_names_the_key():
-    with pytest.raises(ValueError, match="trainer.schedule='linear'"):
-        build_scheduler(build_optimizer(Tiny(), 1e-3, 0.0), "linear", 0, 10)
+    with pytest.raises(ValueError, match="trainer.schedule='step'"):
+        build_scheduler(build_optimizer(Tiny(), 1e-3, 0.0), "step", 0, 10)
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    f = SCHEDULES["linear"]
+    assert [f(s, 4, 12) for s in (0, 3)] == [0.25, 1.0]
+    assert f(8, 4, 12) == pytest.approx(0.5) and f(12, 4, 12) == 0.0 and f(20, 4, 12) == 0.0
