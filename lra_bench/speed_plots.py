@@ -38,6 +38,33 @@ def model_order(models) -> list[str]:
     return sorted(set(models), key=lambda m: (m != "transformer", m))
 
 
+# Baselines drawn in black so that every other line reads against them.
+BASELINE_STYLES = {
+    "transformer": {"color": "black", "linestyle": "-", "linewidth": 2.4},
+    "transformer_explicit": {"color": "black", "linestyle": "--", "linewidth": 2.0},
+}
+MARKERS = "osD^vP<>Xph*"
+
+
+def line_styles(models: list[str]) -> dict[str, dict]:
+    """A distinct (colour, marker, line style) per model, for up to ~60 models: 20 colours of
+    tab20, then the same colours dashed, then dotted; baselines in black."""
+    colours = plt.get_cmap("tab20").colors
+    styles, index = {}, 0
+    for model in models:
+        if model in BASELINE_STYLES:
+            styles[model] = {**BASELINE_STYLES[model], "marker": "o"}
+            continue
+        styles[model] = {
+            "color": colours[index % 20],
+            "linestyle": ("-", "--", ":")[(index // 20) % 3],
+            "marker": MARKERS[index % len(MARKERS)],
+            "linewidth": 1.4,
+        }
+        index += 1
+    return styles
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with replaced_atomically(path) as tmp:
@@ -50,16 +77,18 @@ def plot_against_length(
     table: pd.DataFrame, column: str, ylabel: str, title: str, subtitle: str, path: Path
 ) -> Path:
     """Log-log `column` against length, one line per model; failures on the bottom edge."""
-    fig, ax = plt.subplots(figsize=(8.0, 4.8))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     models = model_order(table.model)
+    styles = line_styles(models)
+    columns = 1 if len(models) <= 16 else 2  # a legend that fits beside the axes
+    rows_in_legend = -(-(len(models) + len(FAILURE_MARKERS)) // columns)
+    fig, ax = plt.subplots(figsize=(7.0 + 2.0 * columns, max(4.8, 1.6 + 0.23 * rows_in_legend)))
     failures_seen = set()
     stacked: dict[int, int] = {}  # length -> failure markers already drawn there
-    for index, model in enumerate(models):
+    for model in models:
         rows = table[table.model == model].sort_values("length")
-        colour = colours[index % len(colours)]
+        colour = styles[model]["color"]
         ok = rows[(rows.status == "ok") & rows[column].notna()]
-        ax.plot(ok.length, ok[column], marker="o", color=colour, label=model)
+        ax.plot(ok.length, ok[column], markersize=5, label=model, **styles[model])
         for status, (marker, _) in FAILURE_MARKERS.items():
             failed = rows[rows.status == status]
             if failed.empty:
@@ -100,7 +129,9 @@ def plot_against_length(
         marker, text = FAILURE_MARKERS[status]
         handles.append(Line2D([], [], marker=marker, color="black", linestyle="", markersize=8))
         labels.append(text)
-    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(
+        handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=columns
+    )
     fig.tight_layout()
     return _save(fig, path)
 
