@@ -36,7 +36,11 @@ class FeedForward(nn.Module):
 
 class Block(nn.Module):
     """Pre-norm residual block (as LRA's Transformer): x + mixer(LN(x)), then x + FFN(LN(x)).
-    forward(x: (B, L, D), mask: (B, L) bool) -> (B, L, D)."""
+
+    forward(x: (B, L, D), mask: (B, L) bool, carry=None) -> (x (B, L, D), carry). A mixer with
+    `forward_carry(x, mask, carry) -> (y, carry)` passes state up the stack (Luna's packed P);
+    for any other mixer the carry goes through unchanged (None).
+    """
 
     def __init__(self, d_model: int, mixer: nn.Module, d_ff: int, dropout: float) -> None:
         super().__init__()
@@ -46,14 +50,18 @@ class Block(nn.Module):
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, d_ff, dropout) if d_ff > 0 else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, carry=None):
         # Zero the padded positions of the mixer input so that a mixer that sums along the
         # sequence (convolution, FFT, scan) cannot carry padding into real positions.
         h = self.mixer_norm(x) * mask.unsqueeze(-1).to(x.dtype)
-        x = x + self.mixer_dropout(self.mixer(h, mask))
+        if hasattr(self.mixer, "forward_carry"):
+            y, carry = self.mixer.forward_carry(h, mask, carry)
+        else:
+            y = self.mixer(h, mask)
+        x = x + self.mixer_dropout(y)
         if self.ffn is not None:
             x = x + self.ffn(self.ffn_norm(x))
-        return x
+        return x, carry
 
 
 class ClassifierHead(nn.Module):
@@ -143,8 +151,9 @@ class SequenceClassifier(nn.Module):
             x = torch.cat([self.cls.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
             mask = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
         x = self.embed_dropout(self.positions(x))
+        carry = None  # state a mixer passes up the stack (see Block)
         for block in self.blocks:
-            x = block(x, mask)
+            x, carry = block(x, mask, carry)
         return self.pool(self.final_norm(x), mask)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """FNet against numpy's FFT, Synthesizer and Luna against naive forms of their formulas."""
 
+import functools
 import math
 
 import numpy as np
@@ -115,10 +116,51 @@ def naive_attention(q, k, v, allowed):
 def test_luna_is_pack_then_unpack_attention():
     mixer = LunaAttention(d_model=12, n_heads=3, packed_length=5)
     x, mask = padded_batch([8, 3], 8, 12)
-    p = mixer.packed_queries.expand(2, 5, 12)
+    p0 = mixer.packed_queries.expand(2, 5, 12)
+    p = mixer.packed_norm(p0)  # the carried P is normalised before packing (pre-norm)
     k, v = (split(t, 3) for t in mixer.pack_kv(x).chunk(2, -1))
     packed = naive_attention(split(mixer.pack_q(p), 3), k, v, mask[:, None, None, :])
     packed = mixer.pack_out(merge(packed))  # Y_P: (B, p, D)
     k, v = (split(t, 3) for t in mixer.unpack_kv(packed).chunk(2, -1))
     y = naive_attention(split(mixer.unpack_q(x), 3), k, v, torch.ones(1, 1, 1, 5, dtype=bool))
     torch.testing.assert_close(mixer(x, mask), mixer.out(merge(y)))
+    y_carry, next_p = mixer.forward_carry(x, mask, None)
+    torch.testing.assert_close(next_p, p0 + packed)  # P + Y_P goes to the next layer
+
+
+def test_luna_carries_the_packed_sequence_up_the_stack():
+    """Only layer 0 owns P; the backbone hands every later layer the P of the layer below."""
+    from models.backbone import SequenceClassifier
+
+    torch.manual_seed(0)
+    model = SequenceClassifier(
+        vocab_size=10,
+        num_classes=3,
+        max_length=9,
+        mixer=functools.partial(LunaAttention, n_heads=2, packed_length=4),
+        d_model=8,
+        n_layers=3,
+        d_ff=16,
+        dropout=0.0,
+        pooling="mean",
+    ).eval()
+    first, second, third = (block.mixer for block in model.blocks)
+    assert first.packed_queries is not None
+    assert second.packed_queries is None and third.packed_queries is None
+    with pytest.raises(ValueError, match="layer_index > 0"):
+        second(torch.randn(1, 9, 8), torch.ones(1, 9, dtype=torch.bool))
+    tokens, lengths = torch.randint(1, 10, (2, 9)), torch.tensor([9, 5])
+    # The stack by hand: each block's mixer gets the carry of the block below.
+    x = model.positions(model.embed(tokens))
+    mask = torch.arange(9) < lengths[:, None]
+    carry = None
+    for block in model.blocks:
+        h = block.mixer_norm(x) * mask[..., None]
+        y, carry = block.mixer.forward_carry(h, mask, carry)
+        x = x + y
+        x = x + block.ffn(block.ffn_norm(x))
+    torch.testing.assert_close(model.encode(tokens, lengths), model.pool(model.final_norm(x), mask))
+    # The learned P reaches the top layer's output through the carry.
+    model.encode(tokens, lengths).sum().backward()
+    assert first.packed_queries.grad.abs().sum() > 0
+    assert third.packed_norm.weight.grad.abs().sum() > 0
