@@ -278,3 +278,12 @@ def test_command_line_defaults_follow_the_lra_protocol():
     assert (defaults.task, defaults.batch, defaults.size) == ("text", 32, "lra_text")
     assert defaults.lengths[:4] == [1024, 2048, 3072, 4096] and defaults.lengths[-1] == 65536
     assert load_size("lra_text") == {"d_model": 256, "n_layers": 4, "d_ff": 1024, "n_heads": 4}
+
+
+def test_models_all_means_every_model_config():
+    from lra_bench.commands.speed import _names
+    from tests.conftest import names_in
+
+    assert _names("all") == sorted(names_in("model"))
+    assert "transformer_explicit" in _names("all")
+    assert _names("s4, mamba") == ["s4", "mamba"]

@@ -13,7 +13,13 @@ def _ints(text: str) -> list[int]:
 
 
 def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
+    """'a,b' -> ['a', 'b']; 'all' -> every conf/model config (the whole zoo)."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if names == ["all"]:
+        from lra_bench import REPO_ROOT
+
+        return sorted(path.stem for path in (REPO_ROOT / "conf" / "model").glob("*.yaml"))
+    return names
 
 
 def run(args: argparse.Namespace) -> None:
@@ -61,7 +67,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     parser.add_argument(
-        "--models", type=_names, default=["transformer"], help="comma-separated conf/model names"
+        "--models",
+        type=_names,
+        default=["transformer"],
+        help="comma-separated conf/model names, or all",
     )
     parser.add_argument("--task", default="text", help="whose token shape (vocabulary, classes)")
     parser.add_argument(
