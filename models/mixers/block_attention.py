@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from models.mixers.projections import attention_projections
+from models.mixers.projections import attention_projections, merge_heads, split_fused_heads
 
 # Score of a (query, key) pair the pattern forbids in `attend`. Finite, so that a query with no
 # allowed key in some part gives no NaN: that part's lse is then ~MASKED and it weighs 0 in a merge.
@@ -310,14 +310,11 @@ class BlockedAttention(nn.Module):
 
     def split_heads(self, projected: torch.Tensor, parts: int) -> torch.Tensor:
         """(B, L, parts*H*E) -> (parts, B, H, L, E)."""
-        batch, length, _ = projected.shape
-        return projected.view(batch, length, parts, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        return split_fused_heads(projected, parts, self.n_heads)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = x.shape
         q, k, v = self.split_heads(self.qkv(x), 3)
-        y = self.attend(q, k, v, mask, x)
-        return self.out(y.transpose(1, 2).reshape(batch, length, -1))
+        return self.out(merge_heads(self.attend(q, k, v, mask, x)))
 
     def attend(
         self,

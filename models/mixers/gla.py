@@ -23,12 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.mixers.projections import split_heads
 from models.ssm.chunked_gated import gated_attention
-
-
-def split_heads(t: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """(B, L, H * E) -> (B, H, L, E)."""
-    return t.unflatten(-1, (n_heads, -1)).transpose(1, 2)
 
 
 class GatedLinearAttention(nn.Module):

@@ -20,18 +20,6 @@ import torch
 import torch.nn.functional as F
 
 
-def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """(B, L, H*E) -> (B, H, L, E)."""
-    batch, length, _ = x.shape
-    return x.view(batch, length, n_heads, -1).transpose(1, 2)
-
-
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """(B, H, L, E) -> (B, L, H*E)."""
-    batch, _, length, _ = x.shape
-    return x.transpose(1, 2).reshape(batch, length, -1)
-
-
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
     """phi(x) = elu(x) + 1 > 0 (Katharopoulos et al., 2020), elementwise on (..., E)."""
     return F.elu(x) + 1.0

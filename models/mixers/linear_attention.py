@@ -14,10 +14,8 @@ from torch import nn
 from models.mixers.kernel_attention import (
     elu_feature_map,
     kernelised_attention,
-    merge_heads,
-    split_heads,
 )
-from models.mixers.projections import attention_projections
+from models.mixers.projections import attention_projections, merge_heads, split_heads
 
 
 class LinearAttention(nn.Module):

@@ -28,10 +28,8 @@ from torch import nn
 from models.mixers.kernel_attention import (
     full_precision,
     kernelised_attention,
-    merge_heads,
-    split_heads,
 )
-from models.mixers.projections import attention_projections
+from models.mixers.projections import attention_projections, merge_heads, split_heads
 
 
 def orthogonal_gaussian_features(

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.projections import attention_projections
+from models.mixers.projections import attention_projections, merge_heads, split_fused_heads
 
 
 class SoftmaxAttention(nn.Module):
@@ -45,9 +45,8 @@ class SoftmaxAttention(nn.Module):
         self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        batch, length, _ = x.shape
-        # (B, L, 3*Dq) -> 3 x (B, H, L, Dq/H)
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        length = x.shape[1]
+        q, k, v = split_fused_heads(self.qkv(x), 3, self.n_heads)  # 3 x (B, H, L, Dq/H)
         allowed = mask[:, None, None, :]  # (B, 1, 1, L): keys a query may attend to
         if self.causal:
             allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
@@ -56,7 +55,7 @@ class SoftmaxAttention(nn.Module):
             y = explicit_attention(q, k, v, allowed, dropout)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
-        return self.out(y.transpose(1, 2).reshape(batch, length, -1))
+        return self.out(merge_heads(y))
 
 
 def explicit_attention(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.mixers.kernel_attention import merge_heads, split_heads
+from models.mixers.projections import merge_heads, split_heads
 
 KINDS = ("dense", "random")
 
