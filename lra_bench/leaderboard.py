@@ -102,10 +102,15 @@ def _fmt(value, digits: int = 2) -> str:
 def format_row(row: pd.Series) -> str:
     """One human-readable line for a leaderboard row."""
     std = f" ± {_fmt(row.test_acc_std)}" if row.seeds > 1 else ""
+    margin = row.above_majority
+    if isinstance(margin, float) and margin == margin:  # not NaN
+        side = f"{abs(margin):.1f} points {'above' if margin >= 0 else 'below'}"
+    else:
+        side = "- points above"
     return (
-        f"{row.task} | {row.model} | {row.profile} | {row.variant}: test accuracy {_fmt(row.test_acc_mean)}%{std} "
-        f"over {row.seeds} seed(s), {row.failed} failed; majority class {_fmt(row.majority_rate)}% "
-        f"({_fmt(row.above_majority, 1)} points above)"
+        f"{row.task} | {row.model} | {row.profile} | {row.variant}: test accuracy "
+        f"{_fmt(row.test_acc_mean)}%{std} over {row.seeds} seed(s), {row.failed} failed; "
+        f"majority class {_fmt(row.majority_rate)}% ({side})"
     )
 
 

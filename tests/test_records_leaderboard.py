@@ -90,3 +90,26 @@ def test_write_leaderboard_writes_csv_markdown_and_plot(tmp_path):
         "| listops | transformer | mini | v1 | 40.00 |" in (tmp_path / "leaderboard.md").read_text()
     )
     assert (tmp_path / "plots" / "leaderboard_mini.png").stat().st_size > 1000
+
+
+def test_row_line_says_below_when_under_the_majority_rate():
+    import pandas as pd
+
+    from lra_bench.leaderboard import format_row
+
+    row = pd.Series(
+        dict(
+            task="pathfinder",
+            model="transformer",
+            profile="mini",
+            variant="abc",
+            test_acc_mean=49.8,
+            test_acc_std=float("nan"),
+            seeds=1,
+            failed=0,
+            majority_rate=50.2,
+            above_majority=-0.4,
+        )
+    )
+    assert "(0.4 points below)" in format_row(row)
+    assert "(2.5 points above)" in format_row(row.copy().replace(-0.4, 2.5))
