@@ -113,7 +113,8 @@ def bubble_points(
             f"left out, no ok measurement at {length_label(length)}: " + ", ".join(unmeasured)
         )
     label = (
-        f"mean test accuracy over {len(tasks)} tasks (%), profile '{profile}'"
+        f"mean test accuracy over {len(tasks)} task{'s' if len(tasks) > 1 else ''} (%), "
+        f"profile '{profile}'"
         if tasks
         else f"mean test accuracy (%), profile '{profile}'"
     )
