@@ -63,7 +63,10 @@ def explicit_attention(
 ) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v with the scores stored: q, k, v (B, H, L, d); allowed a bool
     mask broadcastable to (B, H, L, L), True = may attend -> (B, H, L, d). A query with no
-    allowed key gets zeros (the fused kernel returns NaN there; padded queries are discarded)."""
+    allowed key gets zeros (the fused kernel returns NaN there; padded queries are discarded).
+
+    Not `block_attention.attend`: that one also takes a log-sum-exp of the scores and runs the
+    softmax in float32, work and memory that a speed baseline of LRA's attention must not add."""
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, L, L)
     scores = scores.masked_fill(~allowed, float("-inf"))
     weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
