@@ -26,8 +26,8 @@ import time
 import numpy as np
 import PIL
 
-from tasks.pathfinder_params import lra_params
-from tasks.pathfinder_snakes import draw_sample, geometry
+from tasks.pathfinder.params import lra_params
+from tasks.pathfinder.snakes import draw_sample, geometry
 
 ORIGINAL_SECONDS = {32: 0.19, 128: 1.5}  # per image at contour length 14 (hard), one core
 

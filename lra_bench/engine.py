@@ -20,9 +20,9 @@ from torch import nn
 from tqdm import tqdm
 
 from lra_bench.batches import TrainBatches, eval_batches
-from lra_bench.files import replaced_atomically
 from lra_bench.optim import build_optimizer, build_scheduler
 from tasks.base import Split, TaskData
+from tasks.files import replaced_atomically
 
 
 @dataclass

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lra_bench.files import replaced_atomically
 from lra_bench.records import find_records, read_record
+from tasks.files import replaced_atomically
 
 KEY = ["task", "model", "profile", "variant"]
 COLUMNS = [

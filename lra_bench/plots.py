@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from lra_bench.files import replaced_atomically
+from tasks.files import replaced_atomically
 
 
 def plot_leaderboard(table: pd.DataFrame, out_dir: Path) -> list[Path]:

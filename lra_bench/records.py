@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lra_bench.files import replaced_atomically
+from tasks.files import replaced_atomically
 
 SCHEMA_VERSION = 1
 RECORD_NAME = "record.json"

@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from lra_bench import REPO_ROOT
-from lra_bench.files import replaced_atomically
 from lra_bench.flops import mfu
 from lra_bench.speed_worker import GB, TASK_SHAPES, load_size
+from tasks.files import replaced_atomically
 
 CSV_NAME = "speed_memory.csv"
 BASELINE = "transformer"  # speed-up and memory ratios are against this model

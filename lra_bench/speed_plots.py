@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator  # noqa: E402
 
-from lra_bench.files import replaced_atomically
+from tasks.files import replaced_atomically
 
 # How a measurement that produced no number is drawn on the bottom edge of the axes.
 FAILURE_MARKERS = {

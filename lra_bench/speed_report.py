@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from lra_bench import REPO_ROOT
-from lra_bench.files import replaced_atomically
 from lra_bench.speed import BASELINE, CSV_NAME, read_speed_csv
 from lra_bench.speed_plots import length_label, model_order, plot_bubbles, plot_memory, plot_speed
+from tasks.files import replaced_atomically
 
 PUBLISHED_SPEED = REPO_ROOT / "results" / "published" / "lra_speed_memory.csv"
 PUBLISHED_LENGTHS = (1024, 2048, 3072, 4096)

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lra_bench.files import staged_folder
 from tasks.base import Split
+from tasks.files import staged_folder
 
 # Bump when the on-disk layout or the meaning of cached arrays changes: every cache rebuilds.
 CACHE_FORMAT = 2

@@ -1,6 +1,6 @@
 import pytest
 
-from lra_bench.files import replaced_atomically, staged_folder
+from tasks.files import replaced_atomically, staged_folder
 
 
 def test_replaces_on_success_and_keeps_the_suffix(tmp_path):

@@ -3,14 +3,14 @@ from collections import Counter
 
 import pytest
 
-from tasks.listops import tokenize
-from tasks.listops_generator import (
+from tasks.listops.generator import (
     ListOpsParams,
     _reduce,
     evaluate_listops,
     generate_splits,
     write_listops,
 )
+from tasks.listops.loader import tokenize
 
 SMALL = ListOpsParams(train=300, val=50, test=50, min_length=20, max_length=120, max_depth=6)
 

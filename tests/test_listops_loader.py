@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tasks.listops import TOKEN_IDS, VOCAB_SIZE, ListOps, encode, read_listops_tsv, tokenize
+from tasks.listops.loader import TOKEN_IDS, VOCAB_SIZE, ListOps, encode, read_listops_tsv, tokenize
 
 EXAMPLE = "( ( ( ( [MIN 8 ) 2 ) ( ( ( [MIN 8 ) 6 ) ] ) ) ] )"
 

@@ -9,14 +9,14 @@ import pytest
 from PIL import Image
 
 from lra_bench.commands import generate_pathfinder
-from tasks.pathfinder_generator import (
+from tasks.pathfinder.generator import (
     generate_batch,
     generate_pathfinder_official,
     generate_pathfinder_shards,
     metadata_line,
 )
-from tasks.pathfinder_params import lra_params
-from tasks.pathfinder_render import (
+from tasks.pathfinder.params import lra_params
+from tasks.pathfinder.render import (
     PaddleShape,
     dilate,
     disk,
@@ -26,8 +26,8 @@ from tasks.pathfinder_render import (
     paddle_canvas,
     to_bytes,
 )
-from tasks.pathfinder_shards import read_pathfinder_shards, read_shard, write_shard
-from tasks.pathfinder_snakes import SEED_ANGLES, Canvas, draw_sample, geometry, render_paddles
+from tasks.pathfinder.shards import read_pathfinder_shards, read_shard, write_shard
+from tasks.pathfinder.snakes import SEED_ANGLES, Canvas, draw_sample, geometry, render_paddles
 
 PF32_EASY = lra_params(32, "easy")
 PF32_HARD = lra_params(32, "hard")

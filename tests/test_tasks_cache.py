@@ -7,7 +7,7 @@ import pytest
 
 from tasks.base import Split
 from tasks.cache import NpyRowWriter, cache_key, load_or_build, source_fingerprint
-from tasks.listops import ListOps, encode
+from tasks.listops.loader import ListOps, encode
 
 ROWS = ["( ( [MIN 8 ) 2 ] )\t2", "( ( [SM 3 ) 4 ] )\t7", "( ( [MAX 1 ) 5 ] )\t5"]
 
@@ -114,12 +114,12 @@ def test_listops_reads_through_the_cache_and_rebuilds_on_a_changed_file(tmp_path
     assert data.splits["train"].tokens[1].tolist() == encode("( ( [SM 3 ) 4 ] )").tolist() + [0] * 4
     assert data.splits["train"].labels.tolist() == [2, 7, 5]
 
-    import tasks.listops
+    import tasks.listops.loader
 
     def no_parsing(*args, **kwargs):
         raise AssertionError("the second load must come from the cache")
 
-    monkeypatch.setattr(tasks.listops, "read_listops_tsv", no_parsing)
+    monkeypatch.setattr(tasks.listops.loader, "read_listops_tsv", no_parsing)
     cached = ListOps(max_length=8, data_dir=str(folder)).load(tmp_path, progress=False)
     assert isinstance(cached.splits["train"].tokens, np.memmap)
     assert list(cached.splits) == ["train", "val", "test"]  # the build's order, not sorted

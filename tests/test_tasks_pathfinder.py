@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from tasks.pathfinder import DIFFICULTIES, Pathfinder, read_metadata, split_indices
+from tasks.pathfinder.loader import DIFFICULTIES, Pathfinder, read_metadata, split_indices
 from tasks.pixels import downsample
 
 
@@ -79,7 +79,9 @@ def test_reads_official_layout_skipping_the_empty_png(tmp_path):
 
 
 def test_difficulty_resolution_and_downsample_select_the_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr("tasks.pathfinder.DECODE_CHUNK", 5)  # several blocks, decoded by 2 workers
+    monkeypatch.setattr(
+        "tasks.pathfinder.loader.DECODE_CHUNK", 5
+    )  # several blocks, decoded by 2 workers
     write_official(tmp_path / "release", side=32, difficulty=DIFFICULTIES["hard"])
     folder, expected = write_official(
         tmp_path / "release", side=16, difficulty=DIFFICULTIES["hard"], empty=()
@@ -102,8 +104,8 @@ def test_difficulty_resolution_and_downsample_select_the_folder(tmp_path, monkey
 
 
 def test_generates_when_missing_then_reuses_and_resumes(tmp_path, monkeypatch):
-    import tasks.pathfinder_generator
-    from tasks.pathfinder_shards import read_pathfinder_shards
+    import tasks.pathfinder.generator
+    from tasks.pathfinder.shards import read_pathfinder_shards
 
     settings = {"count": 30, "seed": 5, "workers": 1}
     task = Pathfinder(resolution=32, difficulty="easy", generate=settings)
@@ -119,7 +121,7 @@ def test_generates_when_missing_then_reuses_and_resumes(tmp_path, monkeypatch):
     def no_generation(*args, **kwargs):
         raise AssertionError("finished data must not be generated again")
 
-    monkeypatch.setattr(tasks.pathfinder_generator, "generate_pathfinder_shards", no_generation)
+    monkeypatch.setattr(tasks.pathfinder.generator, "generate_pathfinder_shards", no_generation)
     again = Pathfinder(resolution=32, difficulty="easy", generate=settings).load(
         tmp_path, progress=False
     )

@@ -7,7 +7,7 @@ import pytest
 
 from lra_bench.commands import data_import, data_stats, data_verify
 from lra_bench.commands.data_verify import count_lines, verify_release
-from tasks.listops import ListOps
+from tasks.listops.loader import ListOps
 from tasks.release import import_release
 
 LISTOPS = "Source\tTarget\n( ( [MAX 1 ) 2 ] )\t2\n( ( [MIN 3 ) 4 ] )\t3\n"

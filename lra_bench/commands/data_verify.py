@@ -61,7 +61,7 @@ def verify_pathfinder(root: Path, quick: bool) -> list[Check]:
     """Every pathfinder<R>/<difficulty> folder present: metadata rows, and (unless quick) that
     each image exists and is not empty (only the one known empty file is accepted)."""
     from tasks.official import KNOWN_EMPTY_IMAGES, PATHFINDER_IMAGES
-    from tasks.pathfinder import DIFFICULTIES, read_metadata
+    from tasks.pathfinder.loader import DIFFICULTIES, read_metadata
 
     checks = []
     numbered = [(re.fullmatch(r"pathfinder(\d+)", p.name), p) for p in root.glob("pathfinder*")]

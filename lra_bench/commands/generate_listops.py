@@ -11,7 +11,7 @@ from pathlib import Path
 def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from tasks.listops_generator import ListOpsParams, write_listops
+    from tasks.listops.generator import ListOpsParams, write_listops
 
     params = ListOpsParams(
         train=args.train,

@@ -12,7 +12,7 @@ from pathlib import Path
 def run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from tasks.pathfinder_generator import (
+    from tasks.pathfinder.generator import (
         generate_pathfinder_official,
         generate_pathfinder_shards,
     )

@@ -7,7 +7,7 @@ Official layout (what `lra_release` holds and LRA / S4 loaders read):
     <out>/pathfinder<R>/<curv_*>/metadata/<k>.npy            plain text, one line per image:
     imgs/<k> sample_<i>.png <i> <label> <continuity> <contour_length> <distractor_length>
     <paddle_length> <paddle_thickness> <paddle_margin> <len(paddle_contrast_list)>
-Shards (tasks/pathfinder_shards.py): <out>/shard_<k>.npz, faster to write and to read.
+Shards (tasks/pathfinder/shards.py): <out>/shard_<k>.npz, faster to write and to read.
 
 Batch k holds images k*B .. (k+1)*B - 1 (B = 1000, as the release's 200 files x 1000 images)
 and draws them from its own generator seeded by (seed, settings, k): the same seed gives the
@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tasks.pathfinder_params import DIFFICULTIES, PathfinderParams, lra_params
-from tasks.pathfinder_shards import (
+from tasks.pathfinder.params import DIFFICULTIES, PathfinderParams, lra_params
+from tasks.pathfinder.shards import (
     read_manifest,
     shard_path,
     write_manifest,
     write_shard,
 )
-from tasks.pathfinder_snakes import PathfinderSample, draw_sample
+from tasks.pathfinder.snakes import PathfinderSample, draw_sample
 
 BATCH_SIZE = 1000
 

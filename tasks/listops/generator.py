@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from lra_bench.files import replaced_atomically
+from tasks.files import replaced_atomically
 
 OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 END = "]"

@@ -1,7 +1,7 @@
 """One Pathfinder image: the algorithm of `snakes2.from_wrapper` / `snakes.py` in
 drewlinsley/pathfinder (Linsley et al. 2018, "Learning long-range spatial dependencies with
 horizontal gated recurrent units"; Kim, Linsley et al. 2020, "Disentangling neural mechanisms
-for perceptual grouping"), seeded, with the rendering of tasks/pathfinder_render.py.
+for perceptual grouping"), seeded, with the rendering of tasks/pathfinder/render.py.
 
 Per image (LRA_SPEC.md section 4.2):
 1. label ~ {0, 1}; margin m ~ paddle_margin_list.
@@ -35,8 +35,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from tasks.pathfinder_params import PathfinderParams
-from tasks.pathfinder_render import (
+from tasks.pathfinder.params import PathfinderParams
+from tasks.pathfinder.render import (
     PaddleShape,
     as_intensity,
     candidate_offsets,

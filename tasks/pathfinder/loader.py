@@ -8,10 +8,10 @@ row-major (1024 or 16,384 tokens).
 
 Sources, in this order:
 1. `data_dir`: a folder in the official layout (the release root, `pathfinder<R>/`, or one
-   difficulty folder) or a folder of generator shards (tasks/pathfinder_shards.py);
+   difficulty folder) or a folder of generator shards (tasks/pathfinder/shards.py);
 2. `<data_root>/lra_release/pathfinder<R>/<difficulty folder>` (`lra-bench data import`);
 3. `<data_root>/pathfinder/generated-<id>/`, generated there first when `generate` is set (the
-   mini and smoke profiles) by tasks/pathfinder_generator.py.
+   mini and smoke profiles) by tasks/pathfinder/generator.py.
 
 Official layout: `<difficulty>/metadata/<k>.npy` are TEXT files (one line per image, 11
 space-separated columns: subpath, file name, index, label, ...), images at
@@ -203,7 +203,7 @@ class Pathfinder:
         """Generates shards straight into `folder`. The generator marks its manifest complete
         only at the end and resumes an interrupted folder of the same settings, so a half-made
         folder is never read as data (`generated_complete`) and never started over."""
-        from tasks.pathfinder_generator import generate_pathfinder_shards
+        from tasks.pathfinder.generator import generate_pathfinder_shards
 
         count = int(self.generate["count"])
         bar = tqdm(
@@ -298,7 +298,7 @@ class Pathfinder:
         return skipped
 
     def _build_shards(self, builder: CacheBuilder, folder: Path) -> None:
-        from tasks.pathfinder_shards import read_pathfinder_shards
+        from tasks.pathfinder.shards import read_pathfinder_shards
 
         images, labels = read_pathfinder_shards(folder)
         if images.shape[1:] != (self.resolution, self.resolution):

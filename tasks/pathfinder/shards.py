@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lra_bench.files import replaced_atomically
+from tasks.files import replaced_atomically
 
 MANIFEST = "manifest.json"
 _SHARD = re.compile(r"^shard_(\d+)\.npz$")

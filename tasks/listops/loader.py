@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lra_bench.files import staged_folder
 from tasks.base import PAD_ID, Split, TaskData
 from tasks.cache import CacheBuilder, load_or_build, source_fingerprint
-from tasks.listops_generator import SPLIT_FILES, ListOpsParams, write_listops
+from tasks.files import staged_folder
+from tasks.listops.generator import SPLIT_FILES, ListOpsParams, write_listops
 
 SYMBOLS = ("[MIN", "[MAX", "[MED", "[SM", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "X")
 TOKEN_IDS = {symbol: index + 1 for index, symbol in enumerate(SYMBOLS)}
