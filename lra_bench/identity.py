@@ -18,7 +18,15 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 # Top-level config keys that do not change what is computed.
-NON_IDENTIFYING_KEYS = ("results_dir", "data_root", "progress", "force", "device", "wandb")
+NON_IDENTIFYING_KEYS = (
+    "results_dir",
+    "data_root",
+    "progress",
+    "force",
+    "device",
+    "kernels",
+    "wandb",
+)
 
 
 def identifying_config(cfg: DictConfig) -> dict:

@@ -22,6 +22,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import models.ops as ops
 from lra_bench.engine import TrainerConfig, train_and_evaluate
 from lra_bench.environment import (
     choose_device,
@@ -69,6 +70,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
     try:
         seed_everything(int(cfg.seed))
         device = choose_device(cfg.device)
+        ops.configure(**OmegaConf.to_container(cfg.kernels, resolve=True))
         record["environment"] = device_description(device)
         data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=cfg.progress)
         record.update(
@@ -79,7 +81,6 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
         )
         model = build_model(cfg, data)
         record["parameters"] = sum(p.numel() for p in model.parameters())
-        record["kernel_backends"] = model.kernel_backends()
         reset_peak_memory(device)
         result = train_and_evaluate(
             model,
@@ -102,6 +103,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
             steps_per_second=result.steps_per_second,
             final_train_loss=result.final_train_loss,
             history=result.history,
+            kernel_backends=model.kernel_backends(),  # what ran, read after the run
         )
     except torch.OutOfMemoryError as error:
         record.update(status="oom", error=f"{type(error).__name__}: {error}")

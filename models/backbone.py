@@ -166,9 +166,19 @@ class SequenceClassifier(nn.Module):
         return self.head(torch.cat([u, v, u * v, u - v], dim=-1))
 
     def kernel_backends(self) -> dict[str, str]:
-        """{mixer class: backend that ran} for the run record."""
-        return {
-            type(m).__name__: m.backend
-            for m in self.modules()
-            if isinstance(getattr(m, "backend", None), str)
-        }
+        """{mixer class: what computed it} for the run record: the backends of the ops
+        (models/ops) that the mixer ran since the last `models.ops.reset_report()`, and the
+        mixer's own `backend` where part of it is not an op. Read it after the run."""
+        from models.ops import report
+
+        backends = {}
+        for module in self.modules():
+            parts = []
+            own = getattr(module, "backend", None)
+            if isinstance(own, str):
+                parts.append(own)
+            ran = report(getattr(module, "ops", ()))
+            parts += [f"{op}: {label}" for op, label in ran.items()]
+            if parts:
+                backends[type(module).__name__] = "; ".join(parts)
+        return backends

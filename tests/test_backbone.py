@@ -5,6 +5,7 @@ import torch
 
 from models.backbone import SequenceClassifier
 from models.mixers.softmax_attention import SoftmaxAttention
+from models.ops import backend_override, reset_report
 
 
 def classifier(pooling, positions="sinusoidal", causal=False):
@@ -43,8 +44,13 @@ def test_padding_never_changes_the_logits(pooling, positions):
 
 def test_logits_shape_and_kernel_backends():
     model = classifier("cls")
+    reset_report()
+    assert model.kernel_backends() == {}  # nothing ran yet: nothing is claimed
     assert model(torch.randint(1, 16, (2, 9)), torch.tensor([9, 4])).shape == (2, 10)
-    assert model.kernel_backends() == {"SoftmaxAttention": "torch.sdpa"}
+    assert model.kernel_backends() == {"SoftmaxAttention": "attention: chunked"}
+    with backend_override("reference"):
+        model(torch.randint(1, 16, (2, 9)), torch.tensor([9, 4]))
+    assert model.kernel_backends() == {"SoftmaxAttention": "attention: chunked + reference"}
 
 
 def test_causal_last_pooling_reads_the_last_real_token():

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from models.layers.kernel_attention import causal_linear_attention
+from models.layers.projections import split_heads
 from models.mixers.cosformer import CosFormerAttention
-from models.mixers.kernel_attention import causal_linear_attention
 from models.mixers.linear_attention import LinearAttention
 from models.mixers.performer import PerformerAttention, orthogonal_gaussian_features
-from models.mixers.projections import split_heads
 from models.mixers.softmax_attention import SoftmaxAttention
 
 

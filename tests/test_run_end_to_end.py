@@ -37,7 +37,7 @@ def test_run_writes_record_and_leaderboard_then_skips(tmp_path, data_root, capsy
     assert 0.0 <= saved["test_accuracy"] <= 1.0
     assert saved["split_sizes"] == {"train": 256, "val": 64, "test": 64}
     assert 0.1 <= saved["test_majority_rate"] <= 1.0
-    assert saved["kernel_backends"] == {"SoftmaxAttention": "torch.sdpa"}
+    assert saved["kernel_backends"] == {"SoftmaxAttention": "attention: chunked"}
     assert saved["steps"] == 4 and saved["best_step"] in (2, 4)
     assert saved["parameters"] > 0 and saved["peak_memory_bytes"] > 0
     assert (path.parent / "best.pt").exists() and (path.parent / "config.yaml").exists()

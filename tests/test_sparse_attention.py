@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from models.mixers.bigbird import BigBirdAttention
-from models.mixers.block_attention import (
+from models.mixers.local_attention import LocalAttention
+from models.mixers.longformer import LongformerAttention
+from models.mixers.sliding_window_attention import SlidingWindowAttention
+from models.mixers.softmax_attention import SoftmaxAttention
+from models.mixers.sparse_transformer import SparseTransformerAttention
+from models.ops.attention.blocked import (
     Part,
     attend,
     blocked_sdpa,
@@ -16,11 +21,6 @@ from models.mixers.block_attention import (
     neighbour_blocks,
     neighbour_blocks_of,
 )
-from models.mixers.local_attention import LocalAttention
-from models.mixers.longformer import LongformerAttention
-from models.mixers.sliding_window_attention import SlidingWindowAttention
-from models.mixers.softmax_attention import SoftmaxAttention
-from models.mixers.sparse_transformer import SparseTransformerAttention
 
 D, H = 12, 3
 

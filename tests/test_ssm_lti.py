@@ -11,15 +11,7 @@ from models.mixers.lru import LRU
 from models.mixers.s4 import S4
 from models.mixers.s4d import S4D
 from models.mixers.s5 import S5
-from models.ssm.diagonal_scan import (
-    diagonal_recurrence_chunked,
-    diagonal_recurrence_fft,
-    diagonal_recurrence_steps,
-)
 from models.ssm.dss_kernel import DSSKernel
-from models.ssm.fft_conv import direct_conv, fft_conv
-from models.ssm.hippo import legs_diagonal_plus_low_rank
-from models.ssm.lti_kernels import dplr_bilinear_kernel, vandermonde_kernel
 
 TIGHT = {"rtol": 1e-9, "atol": 1e-12}
 D, L = 6, 19
@@ -27,85 +19,6 @@ D, L = 6, 19
 
 def relative_error(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
-
-
-@pytest.mark.parametrize("length", [16, 17])
-def test_fft_conv_equals_the_convolution_sums(length):
-    u = torch.randn(2, 3, length, dtype=torch.float64)
-    k_fwd, k_bwd = torch.randn(2, 3, length, dtype=torch.float64)
-    y = torch.zeros_like(u)
-    for t in range(length):  # the definition, term by term
-        for s in range(length):
-            y[..., t] += (k_fwd[:, t - s] if s <= t else k_bwd[:, s - t - 1]) * u[..., s]
-    torch.testing.assert_close(direct_conv(u, k_fwd, k_bwd), y, **TIGHT)
-    torch.testing.assert_close(fft_conv(u, k_fwd, k_bwd), y, **TIGHT)
-    torch.testing.assert_close(fft_conv(u, k_fwd), direct_conv(u, k_fwd), **TIGHT)
-
-
-@pytest.mark.parametrize("reverse", [False, True])
-def test_diagonal_recurrence_by_fft_and_chunks_equals_steps_with_initial_state(reverse):
-    modes = 5
-    log_lambda = torch.complex(
-        -torch.rand(modes, dtype=torch.float64) * 0.3, torch.rand(modes, dtype=torch.float64) * 3
-    )
-    v = torch.randn(2, 23, modes, dtype=torch.complex128)
-    h0 = torch.randn(2, modes, dtype=torch.complex128)
-    steps = diagonal_recurrence_steps(log_lambda, v, h0, reverse)
-    # Definition at one point: x_t = lambda^(t+1) h0 + sum_s lambda^(t-s) v_s (forward time).
-    if not reverse:
-        lam = log_lambda.exp()
-        x5 = lam**6 * h0 + sum(lam ** (5 - s) * v[:, s] for s in range(6))
-        torch.testing.assert_close(steps[:, 5], x5, **TIGHT)
-    torch.testing.assert_close(diagonal_recurrence_fft(log_lambda, v, h0, reverse), steps, **TIGHT)
-    for chunk in (4, 8, 64):  # not dividing, dividing, longer than the sequence
-        chunked = diagonal_recurrence_chunked(log_lambda, v, h0, reverse, chunk=chunk)
-        torch.testing.assert_close(chunked, steps, **TIGHT)
-
-
-@pytest.mark.parametrize("length", [12, 13])
-def test_s4_cauchy_woodbury_kernel_equals_dense_matrix_powers(length):
-    # Perturbed LegS DPLR parameters, several step sizes, two output channels.
-    h, n = 3, 4
-    lam, p, b, _ = legs_diagonal_plus_low_rank(2 * n)
-    noise = lambda: 0.1 * torch.randn(h, n, dtype=torch.complex128)  # noqa: E731
-    lam, p, b = lam + noise(), p + noise(), b + noise()
-    lam = torch.complex(lam.real.clamp(max=-0.05), lam.imag)
-    c_tilde = torch.randn(2, h, n, dtype=torch.complex128)
-    dt = torch.tensor([0.01, 0.1, 0.7], dtype=torch.float64)
-    kernel = dplr_bilinear_kernel(dt, lam, p, b, c_tilde, length)
-
-    full = lambda x: torch.cat([x, x.conj()], -1)  # noqa: E731
-    a = torch.diag_embed(full(lam)) - full(p)[..., :, None] * full(p).conj()[..., None, :]
-    eye = torch.eye(2 * n, dtype=a.dtype)
-    a_bar = torch.linalg.solve(eye - dt[:, None, None] / 2 * a, eye + dt[:, None, None] / 2 * a)
-    b_bar = (
-        dt[:, None]
-        * torch.linalg.solve(eye - dt[:, None, None] / 2 * a, full(b)[..., None])[..., 0]
-    )
-    # C~ = C (I - A_bar^L): recover C, then K_l = C A_bar^l B_bar.
-    power_l = torch.linalg.matrix_power(a_bar, length)
-    c = torch.linalg.solve((eye - power_l).transpose(-1, -2), full(c_tilde)[..., None])[..., 0]
-    expected = torch.stack(
-        [
-            torch.einsum("chm,hmk,hk->ch", c, torch.linalg.matrix_power(a_bar, j), b_bar)
-            for j in range(length)
-        ],
-        dim=-1,
-    )
-    assert expected.imag.abs().max() < 1e-12  # the conjugate-completed system is real
-    torch.testing.assert_close(kernel, expected.real, **TIGHT)
-
-
-@pytest.mark.parametrize("length", [1, 9, 10, 37])
-def test_vandermonde_kernel_equals_powers(length):
-    coefficients = torch.randn(2, 3, 4, dtype=torch.complex128)
-    log_lambda = torch.randn(3, 4, dtype=torch.complex128) * 0.2
-    shift = torch.randn(3, 4, dtype=torch.float64)
-    expected = torch.stack(
-        [(coefficients * torch.exp(j * log_lambda - shift)).sum(-1) for j in range(length)], -1
-    )
-    kernel = vandermonde_kernel(coefficients, log_lambda, length, shift)
-    torch.testing.assert_close(kernel, expected, **TIGHT)
 
 
 def test_dss_kernel_is_the_softmax_formula_also_for_growing_modes():

@@ -12,11 +12,6 @@ from models.mixers.gla import GatedLinearAttention
 from models.mixers.mega import Mega, MultiHeadEMA, RelativePositionBias
 from models.mixers.retnet import MultiScaleRetention, retention_decays, rotate_pairs
 from models.mixers.rwkv6 import RWKV6TimeMix
-from models.ssm.chunked_gated import (
-    chunked_gated_attention,
-    gated_attention,
-    gated_attention_reference,
-)
 
 F64 = torch.float64
 TIGHT = {"rtol": 1e-9, "atol": 1e-11}
@@ -30,77 +25,6 @@ def padded(batch_lengths, length, width):
     x = torch.randn(len(batch_lengths), length, width, dtype=F64)
     mask = torch.arange(length)[None] < torch.tensor(batch_lengths)[:, None]
     return x * mask[..., None], mask
-
-
-def explicit_gated_attention(q, k, v, log_decay, bonus, bidirectional):
-    """The papers' sums written out pair by pair (no recurrence, no chunks):
-    GLA:    o_t = sum_{s <= t} (q_t * prod_{s < r <= t} a_r * k_s) . 1 v_s
-    RWKV-6: o_t = sum_{s < t} (q_t * prod_{s < r < t} w_r * k_s) . 1 v_s + (q_t * u * k_t) . 1 v_t
-    and, bidirectionally, the mirror images for s > t, with the diagonal counted once."""
-    length = q.shape[2]
-    out = torch.zeros(*q.shape[:3], v.shape[-1], dtype=q.dtype)
-    for t in range(length):
-        for s in range(length):
-            if s > t and not bidirectional:
-                continue
-            if s == t:
-                weight = q[:, :, t] * k[:, :, t] * (1.0 if bonus is None else bonus)
-            else:
-                low, high = min(s, t), max(s, t)
-                if bonus is None:  # GLA: the query's own decay counts, the key's does not
-                    between = range(low + 1, high + 1) if s < t else range(low, high)
-                else:  # RWKV-6: only the decays strictly between them
-                    between = range(low + 1, high)
-                decay = sum((log_decay[:, :, r] for r in between), torch.zeros_like(q[:, :, 0]))
-                weight = q[:, :, t] * k[:, :, s] * torch.exp(decay)
-            out[:, :, t] += weight.sum(-1, keepdim=True) * v[:, :, s]
-    return out
-
-
-# ----------------------------------------------------------------------------- the core op
-
-
-@pytest.mark.parametrize("with_bonus", [False, True], ids=["gla", "rwkv6"])
-def test_chunked_gated_attention_equals_the_recurrence_with_an_initial_state(with_bonus):
-    b, h, length, kw, vw = 2, 3, 21, 4, 5  # chunks of 8: a ragged last chunk
-    q, k, v = randn(b, h, length, kw), randn(b, h, length, kw), randn(b, h, length, vw)
-    log_decay = (-torch.rand(b, h, length, kw, dtype=F64) * 3).requires_grad_()
-    bonus = randn(h, kw) if with_bonus else None
-    s0 = randn(b, h, kw, vw)
-    fast = chunked_gated_attention(q, k, v, log_decay, bonus, 8, s0)
-    slow = gated_attention_reference(q, k, v, log_decay, bonus, s0)
-    for a, c in zip(fast, slow):
-        torch.testing.assert_close(a, c, **TIGHT)
-    inputs = [t for t in (q, k, v, log_decay, bonus, s0) if t is not None]
-    weights = torch.linspace(0.5, 1.5, fast[0].numel(), dtype=F64).view_as(fast[0])
-    grads_fast = torch.autograd.grad((fast[0].sin() * weights).sum() + fast[1].sum(), inputs)
-    grads_slow = torch.autograd.grad((slow[0].sin() * weights).sum() + slow[1].sum(), inputs)
-    for a, c in zip(grads_fast, grads_slow):
-        torch.testing.assert_close(a, c, **TIGHT)
-
-
-@pytest.mark.parametrize("bidirectional", [False, True])
-@pytest.mark.parametrize("with_bonus", [False, True], ids=["gla", "rwkv6"])
-def test_gated_attention_is_the_papers_explicit_sum(with_bonus, bidirectional):
-    b, h, length, kw, vw = 1, 2, 9, 3, 2
-    q, k, v = (torch.randn(b, h, length, w, dtype=F64) for w in (kw, kw, vw))
-    log_decay = -torch.rand(b, h, length, kw, dtype=F64)
-    bonus = torch.randn(h, kw, dtype=F64) if with_bonus else None
-    expected = explicit_gated_attention(
-        q, k, v, log_decay, None if bonus is None else bonus[None, :], bidirectional
-    )
-    for fast in (True, False):
-        o = gated_attention(q, k, v, log_decay, bonus, bidirectional, fast=fast, chunk_size=4)
-        torch.testing.assert_close(o, expected, **TIGHT)
-
-
-def test_chunked_gated_attention_survives_decays_that_overflow_a_factorised_form():
-    # exp(+-50 * 16) is far outside float32: only the log-space pairwise decays stay finite.
-    q, k, v = torch.randn(1, 1, 64, 4), torch.randn(1, 1, 64, 4), torch.randn(1, 1, 64, 2)
-    log_decay = torch.full((1, 1, 64, 4), -50.0)
-    o, _ = chunked_gated_attention(q, k, v, log_decay, chunk_size=16)
-    # Such a decay forgets everything but the current token: o_t = (q_t . k_t) v_t.
-    torch.testing.assert_close(o, (q * k).sum(-1, keepdim=True) * v)
 
 
 # ----------------------------------------------------------------------------- RetNet

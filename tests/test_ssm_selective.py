@@ -2,8 +2,6 @@
 float64, non-zero initial states), the papers' initialisations, padding, both directions, and
 the state-space parameters' own optimizer group."""
 
-import math
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,8 +9,6 @@ import torch.nn.functional as F
 from lra_bench.optim import parameter_groups
 from models.mixers.mamba import Mamba
 from models.mixers.mamba2 import Mamba2
-from models.ssm.selective_scan import selective_scan, selective_scan_reference
-from models.ssm.ssd import segment_sum, ssd_chunked, ssd_reference
 
 F64 = torch.float64
 TIGHT = {"rtol": 1e-9, "atol": 1e-11}
@@ -45,101 +41,6 @@ def padded(batch_lengths, length, width):
     x = torch.randn(len(batch_lengths), length, width, dtype=F64)
     mask = torch.arange(length)[None] < torch.tensor(batch_lengths)[:, None]
     return x * mask[..., None], mask
-
-
-# ----------------------------------------------------------------------------- core operations
-
-
-def test_selective_scan_recomputing_backward_passes_gradcheck():
-    u, B, C, h0 = randn(2, 7, 3), randn(2, 7, 2), randn(2, 7, 2), randn(2, 3, 2)
-    delta = torch.rand(2, 7, 3, dtype=F64).requires_grad_()
-    A = (-torch.rand(3, 2, dtype=F64)).requires_grad_()
-
-    def scan(u, delta, A, B, C, h0):
-        return selective_scan(u, delta, A, B, C, initial_state=h0, chunk_size=3)
-
-    assert torch.autograd.gradcheck(scan, (u, delta, A, B, C, h0))
-
-
-def test_selective_scan_chunks_equal_the_recurrence_with_an_initial_state():
-    b, length, d, n = 2, 23, 5, 4  # 23 steps in chunks of 8: a ragged last chunk
-    u, B, C = randn(b, length, d), randn(b, length, n), randn(b, length, n)
-    delta = (torch.rand(b, length, d, dtype=F64) * 0.5).requires_grad_()
-    A = (-torch.rand(d, n, dtype=F64) * 3).requires_grad_()
-    D, h0 = randn(d), randn(b, d, n)
-    inputs = (u, delta, A, B, C, D, h0)
-    assert_same_values_and_gradients(
-        lambda: selective_scan(*inputs, chunk_size=8),
-        lambda: selective_scan_reference(*inputs),
-        inputs,
-    )
-
-
-def test_selective_scan_reference_is_the_discretised_ssm():
-    # One channel, one state: h_1 = exp(dt a) h0 + dt b u, y_1 = c h_1 + D u, by hand.
-    h0, u, dt, a, b, c, skip = 0.7, 2.0, 0.3, -1.5, 0.4, -0.9, 0.25
-    t = lambda v: torch.tensor(v, dtype=F64)  # noqa: E731
-    y, h = selective_scan_reference(
-        t([[[u]]]), t([[[dt]]]), t([[a]]), t([[[b]]]), t([[[c]]]), t([skip]), t([[[h0]]])
-    )
-    expected_h = math.exp(dt * a) * h0 + dt * b * u
-    assert h.item() == pytest.approx(expected_h, rel=1e-14)
-    assert y.item() == pytest.approx(c * expected_h + skip * u, rel=1e-14)
-
-
-def test_selective_scan_keeps_only_chunk_inputs_for_backward():
-    # Memory stays bounded: what autograd keeps is O(B L (D + N)) inputs and chunk-boundary
-    # states, not the O(B L D N) per-step states (those are rebuilt in backward).
-    b, length, d, n = 2, 64, 8, 16
-    u, B, C = randn(b, length, d), randn(b, length, n), randn(b, length, n)
-    delta = torch.rand(b, length, d, dtype=F64).requires_grad_()
-    A = (-torch.rand(d, n, dtype=F64)).requires_grad_()
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(
-        lambda t: saved.append(t.numel()) or t, lambda t: t
-    ):
-        selective_scan(u, delta, A, B, C, chunk_size=16)
-    assert sum(saved) < b * length * d * n
-
-
-def test_segment_sum_known_values():
-    log_a = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64)
-    expected = torch.tensor(
-        [
-            [0, -math.inf, -math.inf, -math.inf],
-            [2, 0, -math.inf, -math.inf],
-            [5, 3, 0, -math.inf],
-            [9, 7, 4, 0],
-        ],
-        dtype=F64,
-    )
-    torch.testing.assert_close(segment_sum(log_a), expected)
-
-
-@pytest.mark.parametrize("groups", [4, 2, 1])
-def test_ssd_chunks_equal_the_recurrence_with_an_initial_state(groups):
-    b, length, h, p, n = 2, 29, 4, 3, 5  # chunks of 8: a ragged last chunk
-    x, B, C = randn(b, length, h, p), randn(b, length, groups, n), randn(b, length, groups, n)
-    log_a = (-torch.rand(b, length, h, dtype=F64) * 2).requires_grad_()
-    h0 = randn(b, h, p, n)
-    inputs = (x, log_a, B, C, h0)
-    assert_same_values_and_gradients(
-        lambda: ssd_chunked(x, log_a, B, C, chunk_size=8, initial_state=h0),
-        lambda: ssd_reference(x, log_a, B, C, initial_state=h0),
-        inputs,
-    )
-
-
-def test_ssd_reference_is_the_scalar_decay_recurrence():
-    # One head, p = n = 1, two steps by hand: S_1 = a_1 S_0 + x_1 b_1, S_2 = a_2 S_1 + x_2 b_2.
-    t = lambda v: torch.tensor(v, dtype=F64).view(1, 2, 1, 1)  # noqa: E731
-    x, b, c = t([1.5, -2.0]), t([0.5, 3.0]), t([2.0, -1.0])
-    log_a = torch.tensor([[[-0.3], [-1.1]]], dtype=F64)
-    y, state = ssd_reference(x, log_a, b, c, torch.full((1, 1, 1, 1), 0.4, dtype=F64))
-    s1 = math.exp(-0.3) * 0.4 + 1.5 * 0.5
-    s2 = math.exp(-1.1) * s1 - 2.0 * 3.0
-    torch.testing.assert_close(y.flatten(), torch.tensor([2.0 * s1, -1.0 * s2], dtype=F64))
-    assert state.item() == pytest.approx(s2, rel=1e-14)
 
 
 # ----------------------------------------------------------------------------- Mamba

@@ -25,12 +25,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from models.mixers.block_attention import (
-    BlockedAttention,
-    blocked_sdpa,
-    neighbour_blocks_of,
-    pad_to_multiple,
-)
+from models.layers.blocked_attention import BlockedAttention
+from models.ops.attention.blocked import blocked_sdpa, neighbour_blocks_of, pad_to_multiple
 
 
 class BigBirdAttention(BlockedAttention):

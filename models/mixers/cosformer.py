@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.kernel_attention import kernelised_attention
-from models.mixers.projections import attention_projections, merge_heads, split_heads
+from models.layers.kernel_attention import kernelised_attention
+from models.layers.projections import attention_projections, merge_heads, split_heads
 
 
 def cos_reweighted_features(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ Per head, a (K, V) state with a data-dependent diagonal decay:
     Y = (swish(X W_r + b_r) * LayerNorm_head(O)) W_O
 
 The decay is kept in log space, log alpha = logsigmoid(.) / tau, and the recurrence is computed
-by chunks (models/ssm/chunked_gated.py); `reference` steps through time.
+by chunks (models/ops/gated_linear_attention); `reference` steps through time.
 
 Bidirectional form (LRA): a forward pass plus a backward pass (the same recurrence over the
 reversed sequence, sharing every projection and gate) minus the diagonal term q_t.k_t v_t that
@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.projections import split_heads
-from models.ssm.chunked_gated import gated_attention
+from models.layers.projections import split_heads
+from models.ops.dispatch import backend_override
+from models.ops.gated_linear_attention import gated_attention
 
 
 class GatedLinearAttention(nn.Module):
@@ -39,7 +40,7 @@ class GatedLinearAttention(nn.Module):
     by step.
     """
 
-    backend = "torch.chunked_gla"
+    ops = ("gated_linear_attention",)
 
     def __init__(
         self,
@@ -81,7 +82,7 @@ class GatedLinearAttention(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    def _mix(self, x: torch.Tensor, mask: torch.Tensor, fast: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
         real = mask[:, None, :, None].to(x.dtype)
         q = split_heads(self.q_proj(x), self.n_heads) * self.key_head_dim**-0.5
@@ -89,15 +90,11 @@ class GatedLinearAttention(nn.Module):
         v = split_heads(self.v_proj(x), self.n_heads)
         log_decay = F.logsigmoid(self.gate(x)) / self.gate_logit_normalizer
         log_decay = split_heads(log_decay, self.n_heads) * real  # alpha = 1 at padding
-        o = gated_attention(
-            q, k, v, log_decay, None, not self.causal, fast=fast, chunk_size=self.chunk_size
-        )
+        o = gated_attention(q, k, v, log_decay, None, not self.causal, chunk_size=self.chunk_size)
         o = self.head_norm(o.transpose(1, 2).reshape(batch * length, -1))
         o = o.reshape(batch, length, -1)
         return self.out_proj(F.silu(self.r_proj(x)) * o)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fast=True)
-
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fast=False)
+        with backend_override("reference"):
+            return self(x, mask)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.ops.fft_conv import long_conv
 from models.ssm.diagonal_kernel import DiagonalKernel
-from models.ssm.fft_conv import fft_conv
 from models.ssm.lti_layer import convolve, convolve_steps
 from models.ssm.shift_kernel import ShiftKernel
 
@@ -36,7 +36,7 @@ class H3(nn.Module):
     the same with both SSMs run step by step.
     """
 
-    backend = "torch.fft"
+    ops = ("fft_conv", "vandermonde")
 
     def __init__(
         self,
@@ -70,7 +70,7 @@ class H3(nn.Module):
             shifted = self.shift.recurrence(k)
             kv_conv = convolve_steps
         else:
-            shifted = fft_conv(k, self.shift.kernel(k.shape[-1]))
+            shifted = long_conv(k, self.shift.kernel(k.shape[-1]))
             kv_conv = convolve
         kv = (shifted + self.shift_D[:, None] * k) * v
         y = kv_conv(self.diagonal, kv, not self.causal) + self.D[:, None] * kv

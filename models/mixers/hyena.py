@@ -9,7 +9,7 @@ with the implicit, exponentially windowed filters of models/ssm/hyena_filter.py.
 
 Bidirectional form for the LRA (the paper's operator is causal): each order step gets a second
 implicit filter from the same FFN, applied backward in time from the next position on, exactly
-as S4's bidirectional layer combines its two kernels (models/ssm/fft_conv.py); the short
+as S4's bidirectional layer combines its two kernels (models/ops/fft_conv); the short
 convolutions stay causal. `causal=True` is the paper's operator.
 
 Padding: the input projection and short convolution have biases, which would make padded
@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.ssm.fft_conv import direct_conv, fft_conv
+from models.ops.dispatch import backend_override
+from models.ops.fft_conv import long_conv
 from models.ssm.hyena_filter import HyenaFilter
 
 
@@ -41,7 +42,7 @@ class Hyena(nn.Module):
     the same with the long convolutions summed directly, position by position.
     """
 
-    backend = "torch.fft"
+    ops = ("fft_conv",)
 
     def __init__(
         self,
@@ -81,7 +82,7 @@ class Hyena(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_model)
 
-    def _mix(self, x: torch.Tensor, mask: torch.Tensor, conv) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         length = x.shape[1]
         real = mask[:, None, :].to(x.dtype)  # (B, 1, L)
         u = self.in_proj(x).transpose(1, 2) * real
@@ -91,11 +92,9 @@ class Hyena(nn.Module):
         for step, gate in enumerate(reversed(gates[1:])):
             v = self.dropout(v * gate) * real
             backward = None if self.causal else filters[1, step]
-            v = conv(v, filters[0, step], backward) + self.filter_bias[step, :, None] * v
+            v = long_conv(v, filters[0, step], backward) + self.filter_bias[step, :, None] * v
         return self.out_proj((v * gates[0]).transpose(1, 2))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fft_conv)
-
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, direct_conv)
+        with backend_override("reference"):
+            return self(x, mask)

@@ -3,7 +3,7 @@ RNNs: Fast Autoregressive Transformers with Linear Attention").
 
 softmax(q k^T) is replaced by the kernel phi(q) . phi(k) with phi(x) = elu(x) + 1, which makes
 attention linear in L: bidirectional through one (E, E) state per head, causal through chunked
-prefix sums of that state (models/mixers/kernel_attention.py).
+prefix sums of that state (models/layers/kernel_attention.py).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.mixers.kernel_attention import (
+from models.layers.kernel_attention import (
     elu_feature_map,
     kernelised_attention,
 )
-from models.mixers.projections import attention_projections, merge_heads, split_heads
+from models.layers.projections import attention_projections, merge_heads, split_heads
 
 
 class LinearAttention(nn.Module):

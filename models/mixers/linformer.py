@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.projections import attention_projections, merge_heads, split_heads
+from models.layers.projections import attention_projections, merge_heads, split_heads
 
 
 class LinformerAttention(nn.Module):

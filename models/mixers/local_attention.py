@@ -10,9 +10,8 @@ the model is described.
 
 from __future__ import annotations
 
-import torch
-
-from models.mixers.block_attention import BlockedAttention, blocked_sdpa, neighbour_blocks_of
+from models.layers.blocked_attention import BlockedAttention
+from models.ops.attention import AttentionPattern, attention
 
 
 class LocalAttention(BlockedAttention):
@@ -26,7 +25,7 @@ class LocalAttention(BlockedAttention):
     O(L * block_size): scores are (B, H, L / block_size, block_size, block_size [x2]).
     """
 
-    backend = "torch.sdpa.blocked"  # one fused SDPA call over all query blocks
+    ops = ("attention",)
 
     def __init__(
         self,
@@ -46,12 +45,7 @@ class LocalAttention(BlockedAttention):
         self.look_backward = look_backward
 
     def attend(self, q, k, v, mask, x):
-        rule = None
-        if self.causal:
-
-            def rule(q_pos: torch.Tensor, k_pos: torch.Tensor) -> torch.Tensor:
-                return k_pos <= q_pos
-
-        before = 1 if self.look_backward else 0
-        blocked = neighbour_blocks_of(q, k, v, mask, self.block_size, before, 0, rule)
-        return blocked_sdpa(blocked, mask, self.attention_dropout)
+        pattern = AttentionPattern(
+            causal=self.causal, block_size=self.block_size, look_backward=self.look_backward
+        )
+        return attention(q, k, v, mask, pattern, self.attention_dropout)

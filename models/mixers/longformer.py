@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.block_attention import BlockedAttention, blocked_sdpa, window_blocks_of
+from models.layers.blocked_attention import BlockedAttention
+from models.ops.attention import AttentionPattern, attention
 
 
 class LongformerAttention(BlockedAttention):
@@ -33,7 +34,7 @@ class LongformerAttention(BlockedAttention):
     forward(x: (B, L, D), mask: (B, L) bool, True = real) -> (B, L, D).
     """
 
-    backend = "torch.sdpa.blocked"  # one fused SDPA call over all query blocks
+    ops = ("attention",)
 
     def __init__(
         self,
@@ -59,22 +60,10 @@ class LongformerAttention(BlockedAttention):
         n_global = min(self.n_global, length)
         dropout = self.attention_dropout
         positions = torch.arange(length, device=q.device)
-        # Global keys join every block's key set; they are taken out of the window so that no
-        # (query, key) pair counts twice.
-        blocked = window_blocks_of(
-            q, k, v, mask & (positions >= n_global), self.window, self.causal
-        )
+        pattern = AttentionPattern(causal=self.causal, window=self.window, n_global=n_global)
+        out = attention(q, k, v, mask, pattern, dropout)
         if n_global == 0:
-            return blocked_sdpa(blocked, mask, dropout)
-        n_blocks, width = blocked.q.shape[2:4]
-        global_k, global_v = (
-            t[:, :, None, :n_global].expand(-1, -1, n_blocks, -1, -1) for t in (k, v)
-        )
-        to_global = mask[:, None, None, None, :n_global]  # (B, 1, 1, 1, G)
-        if self.causal:
-            q_pos = torch.arange(n_blocks * width, device=q.device).view(n_blocks, width, 1)
-            to_global = to_global & (positions[:n_global] <= q_pos)  # (B, 1, N, W, G)
-        out = blocked_sdpa(blocked.with_keys(global_k, global_v, to_global), mask, dropout)
+            return out
 
         # Global queries: their own projections, over every key. A padded global position (a
         # sequence shorter than n_global) may see every key, so that no row is empty.

@@ -7,7 +7,7 @@ a complex diagonal recurrence with the exponential parameterisation lambda = exp
 i exp(theta)), eigenvalues initialised uniformly on the ring r_min <= |lambda| <= r_max with
 phase in [0, max_phase], and the normalisation gamma = sqrt(1 - |lambda|^2) (trained as
 gamma_log). Followed by the paper's GELU + GLU output stage. The paper runs the recurrence as a
-parallel scan; here it runs in the form measured fastest on CPU (models/ssm/diagonal_scan.py),
+parallel scan; here it runs in the form measured fastest on CPU (models/ops/diagonal_recurrence),
 and `reference` runs it step by step.
 
 Bidirectional by default, as the S5-style LRA setup the LRU paper builds on: a second scan
@@ -19,13 +19,13 @@ Axis letters: B batch, L time, H channels, N complex states.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from models.ops.diagonal_recurrence import SCAN_BACKENDS, diagonal_recurrence
+from models.ops.dispatch import backend_override
 from models.ssm.complex_projection import complex_to_real, real_to_complex
-from models.ssm.diagonal_scan import diagonal_recurrence
 from models.ssm.gated_output import GatedOutput
 from models.ssm.parameters import as_complex, ssm_parameter
 
@@ -43,6 +43,8 @@ class LRU(nn.Module):
     recurrence run step by step.
     """
 
+    ops = ("diagonal_recurrence",)
+
     def __init__(
         self,
         d_model: int,
@@ -57,9 +59,10 @@ class LRU(nn.Module):
         chunk: int = 32,
     ) -> None:
         super().__init__()
-        self.recurrence = diagonal_recurrence(scan, chunk)  # checks the form's name
+        if scan not in SCAN_BACKENDS:
+            raise ValueError(f"scan={scan!r}; choose from {sorted(SCAN_BACKENDS)}")
+        self.scan_backend, self.chunk = SCAN_BACKENDS[scan], chunk
         self.causal = causal
-        self.backend = f"torch.{scan}"
         # |lambda|^2 uniform in [r_min^2, r_max^2] (uniform on the ring's area), phase uniform.
         u1, u2 = torch.rand(d_state, dtype=torch.float64), torch.rand(d_state, dtype=torch.float64)
         nu_log = torch.log(-0.5 * torch.log(u1 * (r_max**2 - r_min**2) + r_min**2))
@@ -81,18 +84,21 @@ class LRU(nn.Module):
         """log lambda = -exp(nu_log) + i exp(theta_log), (N,)."""
         return torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log))
 
-    def _mix(self, x: torch.Tensor, recurrence: Callable[..., torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         log_lambda = self.log_lambda()
         b = as_complex(self.b) * torch.exp(self.gamma_log)[:, None]  # gamma-normalised B
         v = real_to_complex(x, b)  # (B, L, N); zero at padded positions, as x is
         c = as_complex(self.c)
-        y = complex_to_real(recurrence(log_lambda, v), c[0])
+        y = complex_to_real(self._scan(log_lambda, v), c[0])
         if not self.causal:
-            y = y + complex_to_real(recurrence(log_lambda, v, reverse=True), c[1])
+            y = y + complex_to_real(self._scan(log_lambda, v, reverse=True), c[1])
         return self.output(y + self.D * x)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, self.recurrence)
+    def _scan(self, log_lambda: torch.Tensor, v: torch.Tensor, reverse: bool = False):
+        return diagonal_recurrence(
+            log_lambda, v, reverse=reverse, chunk=self.chunk, backend=self.scan_backend
+        )
 
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, diagonal_recurrence("steps"))
+        with backend_override("reference"):
+            return self(x, mask)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.projections import merge_heads, split_heads
+from models.layers.projections import merge_heads, split_heads
 
 
 class LunaAttention(nn.Module):

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ssm.selective_scan import selective_scan, selective_scan_reference
+from models.ops.dispatch import backend_override
+from models.ops.selective_scan import selective_scan
 
 
 def inverse_softplus_bias(size: int, dt_min: float, dt_max: float, floor: float) -> torch.Tensor:
@@ -42,7 +43,7 @@ def mark_ssm_parameter(param: nn.Parameter, ssm_lr: float | None) -> None:
 class SelectiveSSM(nn.Module):
     """One direction of a Mamba mixer: conv1d -> SiLU -> selective scan with D skip.
 
-    forward(u: (B, L, E), mask: (B, L) bool, fast: bool) -> (B, L, E); E = expanded width.
+    forward(u: (B, L, E), mask: (B, L) bool) -> (B, L, E); E = expanded width.
     """
 
     def __init__(
@@ -75,7 +76,7 @@ class SelectiveSSM(nn.Module):
         for param in (self.A_log, self.D, self.dt_proj.bias):
             mark_ssm_parameter(param, ssm_lr)
 
-    def forward(self, u: torch.Tensor, mask: torch.Tensor, fast: bool = True) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         length = u.shape[1]
         real = mask.unsqueeze(-1).to(u.dtype)
         # Causal conv: pad d_conv - 1 on both sides, keep the first L outputs.
@@ -86,10 +87,7 @@ class SelectiveSSM(nn.Module):
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt)) * real  # delta = 0: padding leaves the state as is
         A = -torch.exp(self.A_log)
-        if fast:
-            y, _ = selective_scan(u, delta, A, B, C, self.D, chunk_size=self.chunk_size)
-        else:
-            y, _ = selective_scan_reference(u, delta, A, B, C, self.D)
+        y, _ = selective_scan(u, delta, A, B, C, self.D, chunk_size=self.chunk_size)
         return y
 
 
@@ -106,7 +104,7 @@ class Mamba(nn.Module):
     the step-by-step scan.
     """
 
-    backend = "torch.recomputed_chunk_scan"
+    ops = ("selective_scan",)
 
     def __init__(
         self,
@@ -136,16 +134,14 @@ class Mamba(nn.Module):
             for _ in range(directions)
         )
 
-    def _mix(self, x: torch.Tensor, mask: torch.Tensor, fast: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         u, z = self.in_proj(x).chunk(2, dim=-1)
         u = u * mask.unsqueeze(-1).to(u.dtype)
-        y = self.directions[0](u, mask, fast)
+        y = self.directions[0](u, mask)
         if not self.causal:
-            y = y + self.directions[1](u.flip(1), mask.flip(1), fast).flip(1)
+            y = y + self.directions[1](u.flip(1), mask.flip(1)).flip(1)
         return self.out_proj(y * F.silu(z))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fast=True)
-
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fast=False)
+        with backend_override("reference"):
+            return self(x, mask)

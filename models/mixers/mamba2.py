@@ -5,7 +5,7 @@ made bidirectional for LRA.
 x -> in_proj -> (z, xBC, dt) in parallel; xBC -> short causal depthwise conv1d -> SiLU ->
 (x, B, C) with B, C shared by groups of heads; per head a scalar-times-identity A = -exp(A_log)
 and a step dt = softplus(dt + dt_bias); the SSM is computed by the chunked SSD algorithm
-(models/ssm/ssd.py); D skip per head; y -> RMSNorm(y * SiLU(z)) (the gated norm, norm after the
+(models/ops/ssd); D skip per head; y -> RMSNorm(y * SiLU(z)) (the gated norm, norm after the
 gate) -> out_proj.
 
 Bidirectional form (LRA): as for Mamba (Vision Mamba's scheme), in_proj, the gated norm and
@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.mixers.mamba import inverse_softplus_bias, mark_ssm_parameter
-from models.ssm.ssd import ssd_chunked, ssd_reference
+from models.ops.dispatch import backend_override
+from models.ops.ssd import ssd
 
 
 class GatedRMSNorm(nn.Module):
@@ -45,7 +46,7 @@ class GatedRMSNorm(nn.Module):
 class SSDDirection(nn.Module):
     """One direction of a Mamba-2 mixer: conv1d -> SiLU -> SSD with D skip.
 
-    forward(xBC: (B, L, E + 2 G N), dt: (B, L, H), mask: (B, L), fast) -> (B, L, E).
+    forward(xBC: (B, L, E + 2 G N), dt: (B, L, H), mask: (B, L)) -> (B, L, E).
     """
 
     def __init__(
@@ -77,9 +78,7 @@ class SSDDirection(nn.Module):
         for param in (self.dt_bias, self.A_log, self.D):
             mark_ssm_parameter(param, ssm_lr)
 
-    def forward(
-        self, xBC: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor, fast: bool = True
-    ) -> torch.Tensor:
+    def forward(self, xBC: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, _ = xBC.shape
         real = mask.unsqueeze(-1).to(xBC.dtype)
         xBC = self.conv1d(xBC.transpose(1, 2))[..., :length].transpose(1, 2)
@@ -92,10 +91,7 @@ class SSDDirection(nn.Module):
         dt = F.softplus(dt + self.dt_bias) * real  # (B, L, H); 0 at padding
         log_a = dt * -torch.exp(self.A_log)
         drive = x * dt.unsqueeze(-1)
-        if fast:
-            y, _ = ssd_chunked(drive, log_a, B, C, chunk_size=self.chunk_size)
-        else:
-            y, _ = ssd_reference(drive, log_a, B, C)
+        y, _ = ssd(drive, log_a, B, C, chunk_size=self.chunk_size)
         y = y + x * self.D[:, None]
         return y.reshape(batch, length, self.d_inner)
 
@@ -113,7 +109,7 @@ class Mamba2(nn.Module):
     the step-by-step recurrence.
     """
 
-    backend = "torch.ssd_chunked"
+    ops = ("ssd",)
 
     def __init__(
         self,
@@ -163,16 +159,14 @@ class Mamba2(nn.Module):
         self.out_proj = nn.Linear(d_inner, d_model, bias=False)
         self.conv_width = conv_width
 
-    def _mix(self, x: torch.Tensor, mask: torch.Tensor, fast: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         z, xBC, dt = self.in_proj(x).split([self.d_inner, self.conv_width, self.n_heads], -1)
         xBC = xBC * mask.unsqueeze(-1).to(xBC.dtype)
-        y = self.directions[0](xBC, dt, mask, fast)
+        y = self.directions[0](xBC, dt, mask)
         if not self.causal:
-            y = y + self.directions[1](xBC.flip(1), dt.flip(1), mask.flip(1), fast).flip(1)
+            y = y + self.directions[1](xBC.flip(1), dt.flip(1), mask.flip(1)).flip(1)
         return self.out_proj(self.norm(y, z))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fast=True)
-
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fast=False)
+        with backend_override("reference"):
+            return self(x, mask)

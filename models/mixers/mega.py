@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.mixers.mamba import mark_ssm_parameter
+from models.ops.fft_conv import long_conv
 
 ATTENTION = ("softmax", "laplace", "relu2")
 
@@ -87,15 +88,11 @@ class MultiHeadEMA(nn.Module):
     def _convolve(self, x: torch.Tensor) -> torch.Tensor:
         length = x.shape[1]
         kernel = self.kernel(length)
-        fft_length = 2 * length
-        full = F.pad(kernel[: self.d_model], (0, length))  # lags 0..L-1, then zeros
+        backward = None
         if self.bidirectional:
-            # Lags -1..-(L-1) at the end of the circular buffer: the backward EMA from lag 1.
-            backward = kernel[self.d_model :, 1:].flip(-1)
-            full = full + F.pad(backward, (length + 1, 0))
-        signal = torch.fft.rfft(x.transpose(1, 2), n=fft_length)
-        y = torch.fft.irfft(signal * torch.fft.rfft(full, n=fft_length), n=fft_length)
-        return y[..., :length].transpose(1, 2)
+            # The backward EMA from lag 1: long_conv's k_bwd[j] weighs the input j + 1 ahead.
+            backward = F.pad(kernel[self.d_model :, 1:], (0, 1))
+        return long_conv(x.transpose(1, 2), kernel[: self.d_model], backward).transpose(1, 2)
 
     def _recurrence(self, x: torch.Tensor) -> torch.Tensor:
         drive, damping, readout = self.coefficients()
@@ -189,9 +186,12 @@ class Mega(nn.Module):
             nn.init.normal_(proj.weight, std=0.02)
             nn.init.zeros_(proj.bias)
 
+    ops = ("fft_conv",)  # the EMA's convolution
+
     @property
     def backend(self) -> str:
-        return f"torch.fft_ema+{self.attention}_attention"
+        """The gated attention is the mixer's own."""
+        return f"torch.{self.attention}_attention"
 
     def _attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor

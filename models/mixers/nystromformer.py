@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.mixers.projections import attention_projections, merge_heads, split_heads
+from models.layers.projections import attention_projections, merge_heads, split_heads
 
 
 def segment_means_matrix(mask: torch.Tensor, n_landmarks: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ The softmax kernel exp(q . k) is estimated without bias by positive random featu
 with the w_r drawn as blocks of orthogonal rows, each scaled to the length of a Gaussian
 vector (so every row is marginally N(0, I) and the estimator stays unbiased while its variance
 drops). q and k are scaled by d^-1/4 each, giving exp(q . k / sqrt(d)). Attention is then
-linear in L (models/mixers/kernel_attention.py), causal by chunked prefix sums.
+linear in L (models/layers/kernel_attention.py), causal through the gated-linear-attention op without decay.
 
 Numerical stabilisation: each query's features are divided by exp(its largest exponent) and
 all keys of one (row, head) by exp(the largest exponent over its real keys); both factors
@@ -25,11 +25,11 @@ import math
 import torch
 from torch import nn
 
-from models.mixers.kernel_attention import (
+from models.layers.kernel_attention import (
     full_precision,
     kernelised_attention,
 )
-from models.mixers.projections import attention_projections, merge_heads, split_heads
+from models.layers.projections import attention_projections, merge_heads, split_heads
 
 
 def orthogonal_gaussian_features(

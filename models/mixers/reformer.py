@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from models.mixers.block_attention import attend, neighbour_blocks, pad_to_multiple
+from models.ops.attention.blocked import attend, neighbour_blocks, pad_to_multiple
 
 # Subtracted from a position's score for itself: attend to self only if nothing else.
 SELF_PENALTY = 1e5

@@ -9,7 +9,7 @@ Per head h with a fixed decay gamma_h = 1 - 2^(-5-h):
 
 computed in one of the paper's three equivalent forms: `parallel` (the (L, L) decay mask D),
 `recurrent` (S_n = gamma S_{n-1} + k_n^T v_n, o_n = q_n S_n) or `chunkwise` (the recurrent form
-across chunks, the parallel form inside them: models/ssm/ssd.py with log_a = log gamma). The
+across chunks, the parallel form inside them: the SSD op, models/ops/ssd, with log_a = log gamma). The
 paper's extra rescalings of D and of q k^T are dropped: every one of them rescales a whole row of
 a head's output, which the per-head GroupNorm undoes (the paper's own argument for them being
 numerical only), and without them the three forms agree exactly.
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ssm.ssd import ssd_chunked, ssd_reference
+from models.ops.ssd import ssd
 
 FORMS = ("parallel", "chunkwise", "recurrent")
 
@@ -111,9 +111,12 @@ class MultiScaleRetention(nn.Module):
         nn.init.xavier_uniform_(self.out_proj.weight, gain=2**-1)
         self.register_buffer("log_gamma", retention_decays(n_heads).float(), persistent=False)
 
+    ops = ("ssd",)  # the chunkwise and recurrent forms
+
     @property
-    def backend(self) -> str:
-        return f"torch.retention_{self.form}"
+    def backend(self) -> str | None:
+        """The parallel form is the mixer's own; the others are the SSD op (its report)."""
+        return "torch.retention_parallel" if self.form == "parallel" else None
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         return t.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)  # (B, H, L, .)
@@ -126,10 +129,9 @@ class MultiScaleRetention(nn.Module):
         # The SSD core: x = v, B = k, C = q, log_a = log gamma at every step.
         log_a = log_gamma.expand(q.shape[0], q.shape[2], -1)
         args = (v.transpose(1, 2), log_a, k.transpose(1, 2), q.transpose(1, 2))
-        if form == "chunkwise":
-            o, _ = ssd_chunked(*args, chunk_size=self.chunk_size)
-        else:
-            o, _ = ssd_reference(*args)
+        # chunkwise: the run's SSD backend; recurrent: its step-by-step reference.
+        backend = None if form == "chunkwise" else "reference"
+        o, _ = ssd(*args, chunk_size=self.chunk_size, backend=backend)
         return o.transpose(1, 2)
 
     def _mix(self, x: torch.Tensor, mask: torch.Tensor, form: str) -> torch.Tensor:

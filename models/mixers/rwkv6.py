@@ -7,7 +7,7 @@
 - Data-dependent decay: w_t = exp(-exp(d + tanh(x_w A_w) B_w)) per channel (rank 64).
 - WKV per head with a matrix state and the bonus u for the current token:
   o_t = r_t (S_{t-1} + diag(u) k_t^T v_t),  S_t = diag(w_t) S_{t-1} + k_t^T v_t,
-  computed by chunks (models/ssm/chunked_gated.py).
+  computed by chunks (models/ops/gated_linear_attention).
 - GroupNorm per head, then the SiLU gate g and the output projection.
 The channel-mixing half of an RWKV block is the backbone's feed-forward.
 
@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ssm.chunked_gated import gated_attention
+from models.ops.dispatch import backend_override
+from models.ops.gated_linear_attention import gated_attention
 
 MIX_RANK = 32  # RWKV-6's D_MIX_LORA
 DECAY_RANK = 64  # RWKV-6's D_DECAY_LORA
@@ -54,7 +55,7 @@ class RWKV6TimeMix(nn.Module):
     step.
     """
 
-    backend = "torch.chunked_wkv6"
+    ops = ("gated_linear_attention",)
 
     def __init__(
         self,
@@ -110,7 +111,7 @@ class RWKV6TimeMix(nn.Module):
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         return t.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)  # (B, H, L, D / H)
 
-    def _mix(self, x: torch.Tensor, mask: torch.Tensor, fast: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
         real = mask[:, None, :, None].to(x.dtype)
         shift = F.pad(x, (0, 0, 1, -1)) - x  # x_{t-1} - x_t, with x_{-1} = 0
@@ -132,14 +133,11 @@ class RWKV6TimeMix(nn.Module):
             log_decay,
             self.bonus.to(x.dtype),
             not self.causal,
-            fast=fast,
             chunk_size=self.chunk_size,
         )
         o = self.head_norm(o.transpose(1, 2).reshape(batch * length, -1))
         return self.output(o.reshape(batch, length, -1) * g)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fast=True)
-
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, mask, fast=False)
+        with backend_override("reference"):
+            return self(x, mask)

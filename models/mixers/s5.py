@@ -6,7 +6,7 @@ Modeling", ICLR): one multi-input multi-output diagonal SSM over all H channels,
 with Lambda from block-diagonal HiPPO-N, one mode of each conjugate pair, zero-order hold
 (Lambda_bar = exp(Lambda Delta), B_bar = (Lambda_bar - 1) / Lambda B~) and a step Delta per
 state, followed by S5's gated output. The paper runs the recurrence as a parallel scan; here the
-diagonal recurrence runs in the form measured fastest on CPU (models/ssm/diagonal_scan.py), and
+diagonal recurrence runs in the form measured fastest on CPU (models/ops/diagonal_recurrence), and
 `reference` runs it step by step.
 
 On the LRA S5 is bidirectional (default): a second scan backward in time over the same
@@ -19,13 +19,13 @@ Axis letters: B batch, L time, H channels, P complex modes (state_size / 2).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from models.ops.diagonal_recurrence import SCAN_BACKENDS, diagonal_recurrence
+from models.ops.dispatch import backend_override
 from models.ssm.complex_projection import complex_to_real, real_to_complex
-from models.ssm.diagonal_scan import diagonal_recurrence
 from models.ssm.gated_output import GatedOutput
 from models.ssm.hippo import s5_block_diagonal
 from models.ssm.parameters import as_complex, log_uniform, ssm_parameter
@@ -53,6 +53,8 @@ class S5(nn.Module):
     recurrence run step by step.
     """
 
+    ops = ("diagonal_recurrence",)
+
     def __init__(
         self,
         d_model: int,
@@ -69,9 +71,10 @@ class S5(nn.Module):
         chunk: int = 32,
     ) -> None:
         super().__init__()
-        self.recurrence = diagonal_recurrence(scan, chunk)  # checks the form's name
+        if scan not in SCAN_BACKENDS:
+            raise ValueError(f"scan={scan!r}; choose from {sorted(SCAN_BACKENDS)}")
+        self.scan_backend, self.chunk = SCAN_BACKENDS[scan], chunk
         self.causal, self.clip_eigs = causal, clip_eigs
-        self.backend = f"torch.{scan}"
         lam, v = s5_block_diagonal(d_state, blocks)  # (P,), (2P, P)
         self.lambda_re = ssm_parameter(lam.real.float().clone(), ssm_lr)
         self.lambda_im = ssm_parameter(lam.imag.float().clone(), ssm_lr)
@@ -98,17 +101,20 @@ class S5(nn.Module):
         b_bar = (torch.expm1(log_lambda_bar) / lam)[:, None] * as_complex(self.b)
         return log_lambda_bar, b_bar
 
-    def _mix(self, x: torch.Tensor, recurrence: Callable[..., torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         log_lambda_bar, b_bar = self.discrete()
         v = real_to_complex(x, b_bar)  # (B, L, P); zero at padded positions, as x is
         c = as_complex(self.c)
-        y = complex_to_real(recurrence(log_lambda_bar, v), c[0])
+        y = complex_to_real(self._scan(log_lambda_bar, v), c[0])
         if not self.causal:
-            y = y + complex_to_real(recurrence(log_lambda_bar, v, reverse=True), c[1])
+            y = y + complex_to_real(self._scan(log_lambda_bar, v, reverse=True), c[1])
         return self.output(2 * y + self.D * x)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, self.recurrence)
+    def _scan(self, log_lambda: torch.Tensor, v: torch.Tensor, reverse: bool = False):
+        return diagonal_recurrence(
+            log_lambda, v, reverse=reverse, chunk=self.chunk, backend=self.scan_backend
+        )
 
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._mix(x, diagonal_recurrence("steps"))
+        with backend_override("reference"):
+            return self(x, mask)

@@ -28,13 +28,8 @@ import math
 import torch
 from torch import nn
 
-from models.mixers.block_attention import (
-    MASKED,
-    Blocked,
-    BlockedAttention,
-    blocked_sdpa,
-    pad_to_multiple,
-)
+from models.layers.blocked_attention import BlockedAttention
+from models.ops.attention.blocked import MASKED, Blocked, blocked_sdpa, pad_to_multiple
 
 
 def sinkhorn(

@@ -6,7 +6,8 @@ keys around them, so memory is O(L * window) and no L x L matrix is built.
 
 from __future__ import annotations
 
-from models.mixers.block_attention import BlockedAttention, blocked_sdpa, window_blocks_of
+from models.layers.blocked_attention import BlockedAttention
+from models.ops.attention import AttentionPattern, attention
 
 
 class SlidingWindowAttention(BlockedAttention):
@@ -18,7 +19,7 @@ class SlidingWindowAttention(BlockedAttention):
     forward(x: (B, L, D), mask: (B, L) bool, True = real) -> (B, L, D).
     """
 
-    backend = "torch.sdpa.blocked"  # one fused SDPA call over all query blocks
+    ops = ("attention",)
 
     def __init__(
         self,
@@ -36,5 +37,5 @@ class SlidingWindowAttention(BlockedAttention):
         self.window = window
 
     def attend(self, q, k, v, mask, x):
-        blocked = window_blocks_of(q, k, v, mask, self.window, self.causal)
-        return blocked_sdpa(blocked, mask, self.attention_dropout)
+        pattern = AttentionPattern(causal=self.causal, window=self.window)
+        return attention(q, k, v, mask, pattern, self.attention_dropout)

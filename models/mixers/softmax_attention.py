@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.projections import attention_projections, merge_heads, split_fused_heads
+from models.layers.projections import attention_projections, merge_heads, split_fused_heads
+from models.ops.attention import AttentionPattern, attention
 
 
 class SoftmaxAttention(nn.Module):
@@ -26,6 +27,8 @@ class SoftmaxAttention(nn.Module):
     weight, so real positions do not depend on padding.
     """
 
+    ops = ("attention",)
+
     def __init__(
         self,
         d_model: int,
@@ -39,7 +42,8 @@ class SoftmaxAttention(nn.Module):
         super().__init__()
         self.n_heads = n_heads
         self.materialize_scores = materialize_scores
-        self.backend = "torch.explicit_scores" if materialize_scores else "torch.sdpa"
+        # The explicit form is the speed protocol's quadratic baseline, not a form of the op.
+        self.backend = "torch.explicit_scores" if materialize_scores else None
         self.dropout = dropout
         self.causal = causal
         self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
@@ -47,14 +51,15 @@ class SoftmaxAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         length = x.shape[1]
         q, k, v = split_fused_heads(self.qkv(x), 3, self.n_heads)  # 3 x (B, H, L, Dq/H)
-        allowed = mask[:, None, None, :]  # (B, 1, 1, L): keys a query may attend to
-        if self.causal:
-            allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
         dropout = self.dropout if self.training else 0.0
         if self.materialize_scores:
+            allowed = mask[:, None, None, :]  # (B, 1, 1, L): keys a query may attend to
+            if self.causal:
+                causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+                allowed = allowed & causal
             y = explicit_attention(q, k, v, allowed, dropout)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
+            y = attention(q, k, v, mask, AttentionPattern(causal=self.causal), dropout)
         return self.out(merge_heads(y))
 
 
@@ -65,7 +70,7 @@ def explicit_attention(
     mask broadcastable to (B, H, L, L), True = may attend -> (B, H, L, d). A query with no
     allowed key gets zeros (the fused kernel returns NaN there; padded queries are discarded).
 
-    Not `block_attention.attend`: that one also takes a log-sum-exp of the scores and runs the
+    Not `models.ops.attention.blocked.attend`: that one also takes a log-sum-exp of the scores and runs the
     softmax in float32, work and memory that a speed baseline of LRA's attention must not add."""
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, L, L)
     scores = scores.masked_fill(~allowed, float("-inf"))

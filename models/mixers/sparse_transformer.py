@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from models.mixers.block_attention import (
-    BlockedAttention,
+from models.layers.blocked_attention import BlockedAttention
+from models.ops.attention.blocked import (
     Part,
     attend,
     blocked_part,

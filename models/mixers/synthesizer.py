@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.mixers.projections import merge_heads, split_heads
+from models.layers.projections import merge_heads, split_heads
 
 KINDS = ("dense", "random")
 

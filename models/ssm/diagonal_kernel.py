@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.ops.vandermonde import vandermonde
 from models.ssm.hippo import s4d_diagonal
-from models.ssm.lti_kernels import vandermonde_kernel
 from models.ssm.parameters import as_complex, log_uniform, ssm_parameter
 
 
@@ -32,6 +32,8 @@ class DiagonalKernel(nn.Module):
     kernel(length) -> (channels, H, length);  recurrence(u: (B, H, L)) -> (B, channels, H, L),
     the same convolution computed step by step.
     """
+
+    ops = ("vandermonde",)
 
     def __init__(
         self,
@@ -64,7 +66,7 @@ class DiagonalKernel(nn.Module):
 
     def kernel(self, length: int) -> torch.Tensor:
         dt_a, b_bar, c = self.discrete()
-        return 2 * vandermonde_kernel(c * b_bar, dt_a, length).real
+        return 2 * vandermonde(c * b_bar, dt_a, length).real
 
     def recurrence(self, u: torch.Tensor) -> torch.Tensor:
         dt_a, b_bar, c = self.discrete()

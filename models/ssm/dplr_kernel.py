@@ -1,7 +1,7 @@
 """The S4 kernel (Gu, Goel & Ré, 2022, "Efficiently Modeling Long Sequences with Structured State
 Spaces"): a diagonal-plus-low-rank (DPLR) state matrix A = diag(Lambda) - P P^* initialised from
 HiPPO-LegS, bilinear discretisation, and the kernel from a Cauchy sum with the Woodbury
-correction (models/ssm/lti_kernels.py).
+correction (models/ops/dplr_kernel).
 
 The output matrix is stored as S4's C~ = C (I - A_bar^L) for the fixed kernel length L (the
 longest sequence the model sees): then the generating function at the L roots of unity is the
@@ -18,14 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.ops.dplr_kernel import dplr_kernel
+from models.ops.dplr_kernel.reference import bilinear_dense, true_readout, with_conjugates
 from models.ssm.hippo import legs_diagonal_plus_low_rank
-from models.ssm.lti_kernels import dplr_bilinear_kernel
 from models.ssm.parameters import as_complex, log_uniform, ssm_parameter
-
-
-def _with_conjugates(x: torch.Tensor) -> torch.Tensor:
-    """(..., N/2) -> (..., N): the conjugate-completed vector."""
-    return torch.cat([x, x.conj()], dim=-1)
 
 
 class DPLRKernel(nn.Module):
@@ -39,6 +35,8 @@ class DPLRKernel(nn.Module):
     kernel(length <= L) -> (channels, H, length);  recurrence(u: (B, H, l)) -> (B, channels, H, l)
     runs the dense N-state system x_l = A_bar x_{l-1} + B_bar u_l, y_l = C x_l step by step.
     """
+
+    ops = ("dplr_kernel",)
 
     def __init__(
         self,
@@ -61,9 +59,9 @@ class DPLRKernel(nn.Module):
         self.b = ssm_parameter(torch.view_as_real(b.to(torch.complex64)).clone(), ssm_lr)
         c = torch.randn(channels, d_model, d_state // 2, dtype=torch.complex128)
         with torch.no_grad():
-            a_bar, _ = self._bilinear(*self._continuous(torch.float64))
+            a_bar, _ = bilinear_dense(*self._continuous(torch.float64))
             power = torch.linalg.matrix_power(a_bar, length)  # (H, m, m)
-            c_full = _with_conjugates(c)
+            c_full = with_conjugates(c)
             c_tilde = c_full - torch.einsum("chm,hmk->chk", c_full, power)
         c_tilde = c_tilde[..., : d_state // 2].to(torch.complex64)
         self.c = nn.Parameter(torch.view_as_real(c_tilde).clone())
@@ -77,23 +75,6 @@ class DPLRKernel(nn.Module):
         lam = -torch.exp(log_a_real) + 1j * a_imag
         return torch.exp(log_dt), lam, as_complex(p), as_complex(b)
 
-    @staticmethod
-    def _bilinear(
-        dt: torch.Tensor, lam: torch.Tensor, p: torch.Tensor, b: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense conjugate-completed A_bar (H, N, N) and B_bar (H, N) of the bilinear transform."""
-        p_full = _with_conjugates(p)
-        a = (
-            torch.diag_embed(_with_conjugates(lam))
-            - p_full[..., :, None] * p_full.conj()[..., None, :]
-        )
-        eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
-        half_step = dt[:, None, None] / 2
-        backward = eye - half_step * a
-        a_bar = torch.linalg.solve(backward, eye + half_step * a)
-        b_bar = dt[:, None] * torch.linalg.solve(backward, _with_conjugates(b)[..., None])[..., 0]
-        return a_bar, b_bar
-
     def kernel(self, length: int) -> torch.Tensor:
         if length > self.length:
             raise ValueError(
@@ -101,15 +82,11 @@ class DPLRKernel(nn.Module):
                 f"{length}"
             )
         dt, lam, p, b = self._continuous()
-        return dplr_bilinear_kernel(dt, lam, p, b, as_complex(self.c), self.length)[..., :length]
+        return dplr_kernel(dt, lam, p, b, as_complex(self.c), self.length)[..., :length]
 
     def recurrence(self, u: torch.Tensor) -> torch.Tensor:
-        a_bar, b_bar = self._bilinear(*self._continuous())
-        # The true C from C~ = C (I - A_bar^L): solve C (I - A_bar^L) = C~ for each channel.
-        eye = torch.eye(a_bar.shape[-1], dtype=a_bar.dtype, device=a_bar.device)
-        resolvent = (eye - torch.linalg.matrix_power(a_bar, self.length)).transpose(-1, -2)
-        c_tilde = _with_conjugates(as_complex(self.c))  # (c, H, m)
-        c = torch.linalg.solve(resolvent, c_tilde[..., None])[..., 0]
+        a_bar, b_bar = bilinear_dense(*self._continuous())
+        c = true_readout(a_bar, as_complex(self.c), self.length)  # C from C~
         x = torch.zeros(u.shape[0], *b_bar.shape, dtype=b_bar.dtype, device=u.device)
         outputs = []
         for u_t in u.unbind(-1):

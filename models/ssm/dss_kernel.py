@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.ops.vandermonde import vandermonde
 from models.ssm.hippo import dss_skew_hippo
-from models.ssm.lti_kernels import vandermonde_kernel
 from models.ssm.parameters import as_complex, log_uniform, ssm_parameter
 
 
@@ -46,6 +46,8 @@ class DSSKernel(nn.Module):
     kernel(length <= L) -> (channels, H, length);  recurrence(u: (B, H, l)) -> (B, channels, H, l)
     runs x_l = exp(dt lambda) x_{l-1} + u_l, y_l = Re(c x_l) step by step.
     """
+
+    ops = ("vandermonde",)
 
     def __init__(
         self,
@@ -92,7 +94,7 @@ class DSSKernel(nn.Module):
                 f"{length}"
             )
         dt_lam, c, shift = self.discrete()
-        return vandermonde_kernel(c, dt_lam, length, shift).real
+        return vandermonde(c, dt_lam, length, shift).real
 
     def recurrence(self, u: torch.Tensor) -> torch.Tensor:
         dt_lam, c, shift = self.discrete()

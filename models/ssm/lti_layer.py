@@ -6,7 +6,7 @@ with its LRA settings), shared by S4, S4D and DSS:
 A kernel module provides kernel(length) -> (channels, H, length) and recurrence(u) ->
 (B, channels, H, L), the same causal convolutions computed step by step. With two channels the
 layer is bidirectional: channel 0 runs forward in time and channel 1 backward, starting at the
-next position (models/ssm/fft_conv.py).
+next position (models/ops/fft_conv).
 Axis letters: B batch, L time, H channels.
 """
 
@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.ssm.fft_conv import fft_conv
+from models.ops.fft_conv import long_conv
 
 
 def convolve(kernel: nn.Module, u: torch.Tensor, bidirectional: bool) -> torch.Tensor:
     """K * u by FFT. u: (B, H, L) -> (B, H, L)."""
     k = kernel.kernel(u.shape[-1])
-    return fft_conv(u, k[0], k[1] if bidirectional else None)
+    return long_conv(u, k[0], k[1] if bidirectional else None)
 
 
 def convolve_steps(kernel: nn.Module, u: torch.Tensor, bidirectional: bool) -> torch.Tensor:
@@ -45,7 +45,7 @@ class ConvolutionalSSMLayer(nn.Module):
     Padded positions of x arrive zeroed, so they add nothing to either direction.
     """
 
-    backend = "torch.fft"
+    ops = ("fft_conv",)  # and the kernel op of the SSM: vandermonde (S4D, DSS), dplr_kernel (S4)
 
     def __init__(
         self, kernel: nn.Module, d_model: int, bidirectional: bool, dropout: float = 0.0

@@ -1,16 +1,7 @@
-"""The selective scan of Mamba (Gu & Dao, 2023, "Mamba: Linear-Time Sequence Modeling with
-Selective State Spaces"), Algorithm 2, in plain PyTorch.
-
-Per channel d and state n, with input-dependent step delta_t, B_t, C_t:
-
-    h_t[d, n] = exp(delta_t[d] A[d, n]) h_{t-1}[d, n] + delta_t[d] B_t[n] u_t[d]
-    y_t[d]    = sum_n C_t[n] h_t[d, n] + D[d] u_t[d]
-
-`selective_scan_reference` is the plain recurrence, one step at a time over `unbind` slices
-(indexing x[:, t] instead would make autograd's backward O(L^2)); it is the oracle of the tests.
-`selective_scan` is the CPU training form: the same loop, cut into chunks, each run without
-recording a graph and recomputed (with one) in the backward, so that only the chunk inputs and
-one (b, d, n) state per chunk are kept: memory O(B L (D + N) + B D N L / T) instead of the
+"""The selective scan (reference.py for the recurrence) in chunks that are recomputed in the
+backward: the same loop, cut into chunks, each run without recording a graph and recomputed
+(with one) in the backward, so that only the chunk inputs and one (b, d, n) state per chunk are
+kept: memory O(B L (D + N) + B D N L / T) instead of the
 O(B L D N) that autograd stores for the whole loop, for ~1.3x its time (measured on CPU; forms
 that build the (b, T, d, n) discretised tensors per chunk, or log-depth scans, were slower).
 
@@ -20,6 +11,8 @@ Axis letters: b batch, l / T time, d channels, n state size.
 from __future__ import annotations
 
 import torch
+
+from models.ops.selective_scan.reference import selective_scan_reference
 
 
 class _RecomputedScan(torch.autograd.Function):
@@ -45,7 +38,7 @@ class _RecomputedScan(torch.autograd.Function):
         return tuple(next(grads) if t.requires_grad else None for t in inputs)
 
 
-def selective_scan(
+def selective_scan_chunked(
     u: torch.Tensor,
     delta: torch.Tensor,
     A: torch.Tensor,
@@ -76,27 +69,3 @@ def selective_scan(
     if D is not None:
         y = y + u * D
     return y, state
-
-
-def selective_scan_reference(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    initial_state: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The recurrence one step at a time; same arguments and results as `selective_scan`."""
-    batch, _, channels = u.shape
-    h = initial_state
-    if h is None:
-        h = u.new_zeros(batch, channels, A.shape[-1])
-    outputs = []
-    for u_t, delta_t, b_t, c_t in zip(u.unbind(1), delta.unbind(1), B.unbind(1), C.unbind(1)):
-        h = torch.exp(delta_t[:, :, None] * A) * h + (delta_t * u_t)[:, :, None] * b_t[:, None]
-        outputs.append((h * c_t[:, None]).sum(-1))
-    y = torch.stack(outputs, 1)
-    if D is not None:
-        y = y + u * D
-    return y, h

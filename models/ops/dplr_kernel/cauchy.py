@@ -1,19 +1,11 @@
-"""Convolution kernels of linear time-invariant state-space models.
+"""S4's kernel algorithm (Gu, Goel & Ré, 2022, "Efficiently Modeling Long Sequences with
+Structured State Spaces", Algorithm 1) for a diagonal-plus-low-rank continuous A = Lambda - P Q^*
+discretised with the bilinear transform: the kernel's generating function at the L roots of unity
+is a Cauchy sum over the diagonal, corrected for the low-rank term by the Woodbury identity, and an
+inverse FFT gives K. One mode of each conjugate pair is passed; the kernel is that of the
+conjugate-completed (real) system. reference.py computes the same kernel by dense matrix powers.
 
-A discrete LTI system x_l = A x_{l-1} + B u_l, y_l = C x_l has the convolution kernel
-K_l = C A^l B, l = 0..L-1. Two closed forms avoid the L matrix powers:
-
-- `dplr_bilinear_kernel`: S4's algorithm (Gu, Goel & Ré, 2022, "Efficiently Modeling Long
-  Sequences with Structured State Spaces", Algorithm 1) for a diagonal-plus-low-rank continuous
-  A = Lambda - P Q^* discretised with the bilinear transform: the kernel's generating function at
-  the L roots of unity is a Cauchy sum over the diagonal, corrected for the low-rank term by the
-  Woodbury identity, and an inverse FFT gives K.
-- `vandermonde_kernel`: for a diagonal system, K_l = sum_n c_n exp(l * log_lambda_n), a
-  Vandermonde product (S4D, DSS).
-
-Both take one mode of each conjugate pair and return the kernel of the conjugate-completed
-(real) system. Axis letters: c output channels, h SSM copies (model width), n modes, l / z time /
-frequency.
+Axis letters: c output channels, h SSM copies (model width), n modes, z frequency.
 """
 
 from __future__ import annotations
@@ -79,34 +71,3 @@ def dplr_bilinear_kernel(
     one_plus = 1 + omega
     spectrum = k00 - kp0 * k0q * one_plus / (2 + one_plus * kpq)
     return torch.fft.irfft(spectrum, n=length)
-
-
-def vandermonde_kernel(
-    coefficients: torch.Tensor,
-    log_lambda: torch.Tensor,
-    length: int,
-    shift: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """sum_n c_n exp(l * log_lambda_n - shift_n) for l = 0..length-1, complex.
-
-    The (h, n, length) table of powers is never built: with l = T i + j (T ~ sqrt(length)),
-    lambda^l = lambda^(T i) lambda^j, so the sum is one batched matrix product of a (c T', n)
-    and an (n, T) table per channel, O(c h n length) multiply-adds and O(h n sqrt(length))
-    exponentials. `shift` (h, n) goes into the outer factor, whose exponent then stays <= 0 when
-    shift = Re(log_lambda) (length - 1) for growing modes (DSS).
-
-    coefficients: (c, h, n), log_lambda: (h, n) complex, shift: (h, n) or None ->
-    (c, h, length) complex.
-    """
-    block = max(1, math.isqrt(length - 1) + 1)
-    blocks = -(-length // block)
-    real = log_lambda.real.dtype
-    steps = torch.arange(block, device=log_lambda.device, dtype=real)
-    starts = block * torch.arange(blocks, device=log_lambda.device, dtype=real)
-    outer_exponent = log_lambda[..., None] * starts  # (h, n, blocks)
-    if shift is not None:
-        outer_exponent = outer_exponent - shift[..., None]
-    outer = coefficients[..., None] * torch.exp(outer_exponent)  # (c, h, n, blocks)
-    inner = torch.exp(log_lambda[..., None] * steps)  # (h, n, block)
-    kernel = torch.einsum("chni,hnj->chij", outer, inner)
-    return kernel.reshape(*kernel.shape[:2], blocks * block)[..., :length]

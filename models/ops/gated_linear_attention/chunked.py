@@ -15,7 +15,9 @@ The chunked form: inside a chunk of T steps the pairwise decays exp(G_t - G_s) (
 formed explicitly in log space, a (T, T, k) tensor per chunk, so no factor ever exceeds 1 and
 nothing overflows however strong the decay (the secondary-chunk idea of the GLA paper, taken to
 its exact form); across chunks the state is passed by a loop over L / T chunks in which every
-factor is a decay <= 1 as well.
+factor is a decay <= 1 as well. Without decay (log_decay None: causal linear attention) there is
+nothing to overflow, and the states entering each chunk are one exclusive prefix sum over chunks,
+with no loop at all.
 
 Axis letters: b batch, h heads, l time, c chunk, t/s positions in a chunk, k key width, v value
 width.
@@ -31,17 +33,22 @@ def chunked_gated_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    log_decay: torch.Tensor,
+    log_decay: torch.Tensor | None,
     bonus: torch.Tensor | None = None,
-    chunk_size: int = 8,
     initial_state: torch.Tensor | None = None,
+    chunk_size: int = 8,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked gated linear attention.
 
-    q, k: (b, h, l, k).  v: (b, h, l, v).  log_decay: (b, h, l, k), <= 0 (log a_t).
+    q, k: (b, h, l, k).  v: (b, h, l, v).  log_decay: (b, h, l, k), <= 0 (log a_t), or None for
+    no decay.
     bonus: (h, k) RWKV-6's u, or None for GLA.  initial_state: (b, h, k, v) or None.
     Returns o: (b, h, l, v) and the final state (b, h, k, v).
     """
+    if log_decay is None:
+        if bonus is None:
+            return _chunked_linear_attention(q, k, v, chunk_size, initial_state)
+        log_decay = torch.zeros_like(k)
     batch, heads, length, key_width = q.shape
     value_width = v.shape[-1]
     pad = -length % chunk_size
@@ -86,59 +93,31 @@ def chunked_gated_attention(
     return o[:, :, :length], state
 
 
-def gated_attention_reference(
+def _chunked_linear_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    log_decay: torch.Tensor,
-    bonus: torch.Tensor | None = None,
-    initial_state: torch.Tensor | None = None,
+    chunk_size: int,
+    initial_state: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The recurrence one step at a time; same arguments and results as
-    `chunked_gated_attention`."""
-    batch, heads, _, key_width = q.shape
+    """The no-decay case: o_t = q_t (S0 + sum_{s <= t} k_s^T v_s). An exact (T, T) causal product
+    inside each chunk plus the state entering it, an exclusive prefix sum over chunks (made by
+    shifting the inclusive one, so nothing is subtracted back out). Shapes as above."""
+    batch, heads, length, key_width = q.shape
+    chunk = max(1, min(chunk_size, length))
+    pad = -length % chunk
+    if pad:  # zero keys and values add nothing to any sum; the outputs are cut off below
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    chunks = q.shape[2] // chunk
+    q, k, v = (t.reshape(batch, heads, chunks, chunk, t.shape[-1]) for t in (q, k, v))
+    chunk_state = torch.einsum("bhctk,bhctv->bhckv", k, v)
     state = initial_state
     if state is None:
         state = q.new_zeros(batch, heads, key_width, v.shape[-1])
-    outputs = []
-    steps = zip(q.unbind(2), k.unbind(2), v.unbind(2), log_decay.unbind(2))
-    for q_t, k_t, v_t, log_decay_t in steps:
-        update = k_t.unsqueeze(-1) * v_t.unsqueeze(-2)  # (b, h, k, v)
-        if bonus is None:
-            state = torch.exp(log_decay_t).unsqueeze(-1) * state + update
-            outputs.append(torch.matmul(q_t.unsqueeze(-2), state).squeeze(-2))
-        else:
-            current = state + bonus[None, :, :, None] * update
-            outputs.append(torch.matmul(q_t.unsqueeze(-2), current).squeeze(-2))
-            state = torch.exp(log_decay_t).unsqueeze(-1) * state + update
-    return torch.stack(outputs, 2), state
-
-
-def gated_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    log_decay: torch.Tensor,
-    bonus: torch.Tensor | None = None,
-    bidirectional: bool = False,
-    fast: bool = True,
-    chunk_size: int = 8,
-) -> torch.Tensor:
-    """One pass (causal), or a forward pass plus a backward pass over the reversed sequence minus
-    the diagonal s = t that both count (bidirectional). `fast` picks the chunked form, else the
-    step-by-step recurrence.
-
-    q, k, log_decay: (b, h, l, k); v: (b, h, l, v); bonus: (h, k) or None -> o: (b, h, l, v).
-    """
-
-    def one_pass(q, k, v, log_decay):
-        if fast:
-            return chunked_gated_attention(q, k, v, log_decay, bonus, chunk_size)[0]
-        return gated_attention_reference(q, k, v, log_decay, bonus)[0]
-
-    o = one_pass(q, k, v, log_decay)
-    if not bidirectional:
-        return o
-    backward = one_pass(*(t.flip(2) for t in (q, k, v, log_decay))).flip(2)
-    diagonal_weight = q * k if bonus is None else q * bonus[None, :, None, :] * k
-    return o + backward - diagonal_weight.sum(-1, keepdim=True) * v
+    inclusive = chunk_state.cumsum(2)
+    entering = torch.cat([torch.zeros_like(inclusive[:, :, :1]), inclusive[:, :, :-1]], 2)
+    entering = entering + state[:, :, None]
+    within = torch.einsum("bhctk,bhcsk->bhcts", q, k).tril()  # causal inside a chunk
+    o = within @ v + torch.einsum("bhctk,bhckv->bhctv", q, entering)
+    o = o.reshape(batch, heads, chunks * chunk, -1)[:, :, :length]
+    return o, state + inclusive[:, :, -1]

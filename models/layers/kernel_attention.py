@@ -6,9 +6,9 @@ Kernelised attention replaces softmax(q k^T) by a feature map phi with phi(q) . 
 
 so the cost is linear in L: the (F, E) state S replaces the (L, L) attention matrix
 (Katharopoulos et al., 2020, "Transformers are RNNs"). The causal form sums over j <= i only;
-it is computed chunk by chunk: an exact (C, C) lower-triangular product inside each chunk plus
-a state carried in from earlier chunks by a prefix sum over chunks, so no Python loop runs over
-positions and nothing of size L x L is built.
+it is the gated-linear-attention op with no decay (chunked: an exact (C, C) lower-triangular
+product inside each chunk plus a state carried in by a prefix sum over chunks; nothing of size
+L x L is built).
 
 Axis letters: B batch, H heads, L sequence, F feature dimension, E value width per head,
 N chunks, C chunk length.
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from models.ops.gated_linear_attention import gated_linear_attention
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -57,44 +59,17 @@ def causal_linear_attention(
 ) -> torch.Tensor:
     """Causal kernelised attention, y_i = sum_{j<=i} (phi_i . phi_j) v_j / sum_{j<=i} phi_i . phi_j.
 
-    Shapes as `linear_attention`. chunk_size: C; memory is O(L/C * F * E) per head for the
-    carried states plus O(L * C) for the within-chunk products.
+    Shapes as `linear_attention`. Numerator and normaliser are the gated-linear-attention op
+    without decay (models/ops/gated_linear_attention), the normaliser with values of ones; in
+    fp32 with autocast off. chunk_size: C, positions per chunk of that op.
     """
     with full_precision(v.device):
-        y = _causal_linear_attention_fp32(
-            q_features.float(), k_features.float(), v.float(), eps, chunk_size
-        )
+        q, k, values = q_features.float(), k_features.float(), v.float()
+        numerator, _ = gated_linear_attention(q, k, values, None, chunk_size=chunk_size)
+        ones = values.new_ones(*values.shape[:-1], 1)
+        normaliser, _ = gated_linear_attention(q, k, ones, None, chunk_size=chunk_size)
+        y = numerator / normaliser.clamp_min(eps)
     return y.to(v.dtype)
-
-
-def _causal_linear_attention_fp32(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, eps: float, chunk_size: int
-) -> torch.Tensor:
-    batch, heads, length, n_features = q.shape
-    chunk = max(1, min(chunk_size, length))
-    pad = (-length) % chunk
-    if pad:
-        # Zero keys and values at the end add nothing to any sum, and are cut off below.
-        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
-    n_chunks = (length + pad) // chunk
-    q, k, v = (t.reshape(batch, heads, n_chunks, chunk, t.shape[-1]) for t in (q, k, v))
-
-    # State entering chunk n: sum over the chunks before it (an exclusive prefix sum, made by
-    # shifting the inclusive one, so no cancellation from subtracting the chunk back out).
-    chunk_state = torch.einsum("bhncf,bhnce->bhnfe", k, v)
-    chunk_key_sum = k.sum(dim=3)
-    entering_state = torch.cat(
-        [torch.zeros_like(chunk_state[:, :, :1]), chunk_state.cumsum(dim=2)[:, :, :-1]], dim=2
-    )
-    entering_key_sum = torch.cat(
-        [torch.zeros_like(chunk_key_sum[:, :, :1]), chunk_key_sum.cumsum(dim=2)[:, :, :-1]], dim=2
-    )
-
-    within = torch.einsum("bhncf,bhndf->bhncd", q, k).tril()  # (C, C) causal inside a chunk
-    numerator = within @ v + torch.einsum("bhncf,bhnfe->bhnce", q, entering_state)
-    normaliser = within.sum(dim=-1) + torch.einsum("bhncf,bhnf->bhnc", q, entering_key_sum)
-    y = numerator / normaliser.clamp_min(eps)[..., None]
-    return y.reshape(batch, heads, n_chunks * chunk, -1)[:, :, :length]
 
 
 def kernelised_attention(

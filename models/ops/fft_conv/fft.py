@@ -1,5 +1,4 @@
-"""Long convolutions along time, per channel: the FFT form used for training and the direct sum
-it must equal.
+"""Long convolutions along time, per channel, by FFT (reference.py: the direct sum it must equal).
 
 Causal:        y_t = sum_{s <= t} k_fwd[t - s] u_s
 Bidirectional: y_t = sum_{s <= t} k_fwd[t - s] u_s + sum_{s > t} k_bwd[s - t - 1] u_s
@@ -28,19 +27,3 @@ def fft_conv(
     n = 2 * length
     spectrum = torch.fft.rfft(u, n=n) * torch.fft.rfft(kernel, n=n)
     return torch.fft.irfft(spectrum, n=n)[..., :length]
-
-
-def direct_conv(
-    u: torch.Tensor, k_forward: torch.Tensor, k_backward: torch.Tensor | None = None
-) -> torch.Tensor:
-    """The same sums computed position by position, O(l^2): the reference of `fft_conv`.
-    u: (b, h, l), kernels: (h, l) -> (b, h, l)."""
-    length = u.shape[-1]
-    flipped = k_forward.flip(-1)  # flipped[l - 1 - j] = k_fwd[j]
-    outputs = []
-    for t in range(length):
-        y = (u[..., : t + 1] * flipped[..., length - 1 - t :]).sum(-1)
-        if k_backward is not None and t + 1 < length:
-            y = y + (u[..., t + 1 :] * k_backward[..., : length - 1 - t]).sum(-1)
-        outputs.append(y)
-    return torch.stack(outputs, dim=-1)

@@ -42,8 +42,8 @@ def ssd_chunked(
     log_a: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    chunk_size: int = 32,
     initial_state: torch.Tensor | None = None,
+    chunk_size: int = 32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked SSD.
 
@@ -97,24 +97,3 @@ def ssd_chunked(
 
     y = y.permute(0, 3, 4, 1, 2, 5).reshape(batch, chunks * chunk_size, heads, width)
     return y[:, :length], state.reshape(batch, heads, width, size)
-
-
-def ssd_reference(
-    x: torch.Tensor,
-    log_a: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    initial_state: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The recurrence one step at a time; same arguments and results as `ssd_chunked`."""
-    batch, _, heads, width = x.shape
-    per_group = heads // B.shape[2]
-    B, C = B.repeat_interleave(per_group, 2), C.repeat_interleave(per_group, 2)
-    state = initial_state
-    if state is None:
-        state = x.new_zeros(batch, heads, width, B.shape[-1])
-    outputs = []
-    for x_t, log_a_t, b_t, c_t in zip(x.unbind(1), log_a.unbind(1), B.unbind(1), C.unbind(1)):
-        state = torch.exp(log_a_t)[:, :, None, None] * state + x_t[..., None] * b_t[:, :, None]
-        outputs.append((state * c_t[:, :, None]).sum(-1))
-    return torch.stack(outputs, 1), state

@@ -1,5 +1,6 @@
-"""Blocked attention: the pieces the sparse-pattern mixers (local, sliding window, Sparse
-Transformer, Longformer, BigBird, Sinkhorn) are built from.
+"""Blocked attention in PyTorch: the pieces the sparse-pattern attentions (local, sliding window,
+Sparse Transformer, Longformer, BigBird, Sinkhorn, Reformer) are built from, and the `chunked`
+form of the attention op (models/ops/attention/chunked.py).
 
 Queries are cut into blocks of W positions; each block gathers the K keys its pattern may see
 (its neighbouring blocks, global keys, random blocks, sorted blocks) into a dense (W, K) problem
@@ -28,10 +29,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.checkpoint import checkpoint
-
-from models.mixers.projections import attention_projections, merge_heads, split_fused_heads
 
 # Score of a (query, key) pair the pattern forbids in `attend`. Finite, so that a query with no
 # allowed key in some part gives no NaN: that part's lse is then ~MASKED and it weighs 0 in a merge.
@@ -276,54 +274,3 @@ def chunked_part(
         outs.append(out)
         lses.append(lse)
     return Part(torch.cat(outs, dim), torch.cat(lses, dim))
-
-
-class BlockedAttention(nn.Module):
-    """The shell shared by the sparse mixers: Q/K/V projections (Xavier init, no bias by default,
-    as LRA), split into heads, a pattern-specific `attend`, output projection. Parameter names and
-    layout match SoftmaxAttention (`qkv`, `out`), so weights copy between them.
-
-    d_model: width D.  n_heads: H.  qkv_dim: total query/key/value width (default D).  dropout: on
-    attention probabilities.  causal: position i attends to j <= i only.  bias: projection biases.
-
-    forward(x: (B, L, D), mask: (B, L) bool, True = real) -> (B, L, D).
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int,
-        qkv_dim: int | None,
-        dropout: float,
-        causal: bool,
-        bias: bool,
-    ) -> None:
-        super().__init__()
-        self.n_heads = n_heads
-        self.dropout = dropout
-        self.causal = causal
-        self.qkv, self.out = attention_projections(d_model, n_heads, qkv_dim, bias)
-
-    @property
-    def attention_dropout(self) -> float:
-        return self.dropout if self.training else 0.0
-
-    def split_heads(self, projected: torch.Tensor, parts: int) -> torch.Tensor:
-        """(B, L, parts*H*E) -> (parts, B, H, L, E)."""
-        return split_fused_heads(projected, parts, self.n_heads)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        q, k, v = self.split_heads(self.qkv(x), 3)
-        return self.out(merge_heads(self.attend(q, k, v, mask, x)))
-
-    def attend(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        mask: torch.Tensor,
-        x: torch.Tensor,
-    ) -> torch.Tensor:
-        """The pattern: q, k, v (B, H, L, E), mask (B, L), x the input (B, L, D) for mixers
-        with extra projections -> (B, H, L, E)."""
-        raise NotImplementedError

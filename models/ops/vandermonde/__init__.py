@@ -1,0 +1,34 @@
+"""The Vandermonde kernel of a diagonal SSM, K_l = sum_n c_n exp(l log_lambda_n - shift_n): the
+convolution kernel of S4D, DSS and H3's long SSM.
+
+Backends: `reference` (the whole table of powers, the oracle), `chunked` (l = T i + j: a batched
+product of a (c T', n) and an (n, T) table, O(h n sqrt(L)) exponentials).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from models.ops.dispatch import Backend, KernelOp
+
+OP = KernelOp(
+    "vandermonde",
+    [
+        Backend("reference", "models.ops.vandermonde.reference:vandermonde_reference"),
+        Backend("chunked", "models.ops.vandermonde.chunked:vandermonde_kernel"),
+    ],
+    auto={"cuda": ("chunked",), "cpu": ("chunked",)},
+)
+
+
+def vandermonde(
+    coefficients: torch.Tensor,
+    log_lambda: torch.Tensor,
+    length: int,
+    shift: torch.Tensor | None = None,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """coefficients: (c, h, n) complex, log_lambda: (h, n) complex, shift: (h, n) real or None ->
+    (c, h, length) complex. backend: None = the run's settings."""
+    return OP(coefficients, log_lambda, length, shift, backend=backend)
