@@ -1,9 +1,7 @@
 """AdamW with parameter groups, and the learning-rate schedules LRA and its successors use.
 
-A parameter may carry metadata that the optimizer reads (the mamba/S4 convention):
-- `param._no_weight_decay = True`: never decayed;
-- `param._optim = {"lr": ..., "weight_decay": ...}`: its own settings (state-space parameters
-  train with their own learning rate and no weight decay).
+A parameter may carry its own settings (models/parameter_tags.py: state-space parameters train
+with their own learning rate and no weight decay, learned position tables without decay).
 Norm weights and biases (any parameter with fewer than 2 dimensions) are never decayed.
 """
 
@@ -15,6 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from models.parameter_tags import optimizer_settings
+
 
 def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
     """Groups of parameters sharing (lr, weight_decay), in a stable order."""
@@ -24,9 +24,9 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float) -> list[d
         if not param.requires_grad:
             continue
         settings = {"lr": lr, "weight_decay": weight_decay}
-        if param.ndim < 2 or getattr(param, "_no_weight_decay", False):
+        if param.ndim < 2:
             settings["weight_decay"] = 0.0
-        settings.update(getattr(param, "_optim", {}))
+        settings.update(optimizer_settings(param))
         key = (float(settings["lr"]), float(settings["weight_decay"]))
         groups.setdefault(key, []).append(param)
         names.setdefault(key, []).append(name)

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from models.parameter_tags import tag
+
 
 def sinusoid_table(length: int, dim: int) -> torch.Tensor:
     """(length, dim) fixed sinusoidal encodings (Vaswani et al., 2017), sin in the even columns
@@ -37,7 +39,7 @@ class LearnedPositions(nn.Module):
     def __init__(self, max_length: int, d_model: int) -> None:
         super().__init__()
         self.table = nn.Parameter(torch.randn(max_length, d_model) * 0.02)
-        self.table._no_weight_decay = True
+        tag(self.table, weight_decay=0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.table[: x.shape[1]]

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from lra_bench.optim import SCHEDULES, build_optimizer, build_scheduler, parameter_groups
+from models.parameter_tags import tag
 
 
 class Tiny(nn.Module):
@@ -12,10 +13,8 @@ class Tiny(nn.Module):
         super().__init__()
         self.linear = nn.Linear(4, 4)
         self.norm = nn.LayerNorm(4)
-        self.table = nn.Parameter(torch.zeros(3, 4))
-        self.table._no_weight_decay = True
-        self.ssm = nn.Parameter(torch.zeros(2, 2))
-        self.ssm._optim = {"lr": 1e-3, "weight_decay": 0.0}
+        self.table = tag(nn.Parameter(torch.zeros(3, 4)), weight_decay=0.0)
+        self.ssm = tag(nn.Parameter(torch.zeros(2, 2)), lr=1e-3, weight_decay=0.0)
 
 
 def test_groups_follow_parameter_metadata():

@@ -24,6 +24,7 @@ from torch import nn
 
 from models.ops.dispatch import backend_override
 from models.ops.selective_scan import selective_scan
+from models.parameter_tags import tag
 
 
 def inverse_softplus_bias(size: int, dt_min: float, dt_max: float, floor: float) -> torch.Tensor:
@@ -31,13 +32,6 @@ def inverse_softplus_bias(size: int, dt_min: float, dt_max: float, floor: float)
     dt = torch.exp(torch.rand(size) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
     dt = dt.clamp(min=floor)
     return dt + torch.log(-torch.expm1(-dt))
-
-
-def mark_ssm_parameter(param: nn.Parameter, ssm_lr: float | None) -> None:
-    """State-space parameters: no weight decay, and their own learning rate when given
-    (read by lra_bench.optim.parameter_groups)."""
-    param._no_weight_decay = True
-    param._optim = {"weight_decay": 0.0} if ssm_lr is None else {"lr": ssm_lr, "weight_decay": 0.0}
 
 
 class SelectiveSSM(nn.Module):
@@ -74,7 +68,7 @@ class SelectiveSSM(nn.Module):
         self.A_log = nn.Parameter(torch.log(real))
         self.D = nn.Parameter(torch.ones(d_inner))
         for param in (self.A_log, self.D, self.dt_proj.bias):
-            mark_ssm_parameter(param, ssm_lr)
+            tag(param, lr=ssm_lr, weight_decay=0.0)
 
     def forward(self, u: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         length = u.shape[1]

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.mamba import inverse_softplus_bias, mark_ssm_parameter
+from models.mixers.mamba import inverse_softplus_bias
 from models.ops.dispatch import backend_override
 from models.ops.ssd import ssd
+from models.parameter_tags import tag
 
 
 class GatedRMSNorm(nn.Module):
@@ -76,7 +77,7 @@ class SSDDirection(nn.Module):
         self.A_log = nn.Parameter(torch.empty(n_heads).uniform_(*A_init_range).log())
         self.D = nn.Parameter(torch.ones(n_heads))
         for param in (self.dt_bias, self.A_log, self.D):
-            mark_ssm_parameter(param, ssm_lr)
+            tag(param, lr=ssm_lr, weight_decay=0.0)
 
     def forward(self, xBC: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, _ = xBC.shape

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.mixers.mamba import mark_ssm_parameter
 from models.ops.fft_conv import long_conv
+from models.parameter_tags import tag
 
 ATTENTION = ("softmax", "laplace", "relu2")
 
@@ -69,7 +69,7 @@ class MultiHeadEMA(nn.Module):
         self.gamma = nn.Parameter(torch.randn(kernels, ema_dim))
         self.omega = nn.Parameter(torch.randn(d_model))
         for param in (self.alpha, self.delta, self.beta, self.gamma, self.omega):
-            mark_ssm_parameter(param, ssm_lr)
+            tag(param, lr=ssm_lr, weight_decay=0.0)
 
     def coefficients(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(input weight alpha * beta, damping q = 1 - alpha * delta, output weight eta), each

@@ -32,15 +32,15 @@ from torch import nn
 
 from models.ops.dispatch import backend_override
 from models.ops.gated_linear_attention import gated_attention
+from models.parameter_tags import tag
 
 MIX_RANK = 32  # RWKV-6's D_MIX_LORA
 DECAY_RANK = 64  # RWKV-6's D_DECAY_LORA
 
 
-def no_weight_decay(param: nn.Parameter) -> nn.Parameter:
+def untouched_by_decay(param: nn.Parameter) -> nn.Parameter:
     """RWKV-LM trains its time-mixing parameters without weight decay."""
-    param._no_weight_decay = True
-    return param
+    return tag(param, weight_decay=0.0)
 
 
 class RWKV6TimeMix(nn.Module):
@@ -78,29 +78,29 @@ class RWKV6TimeMix(nn.Module):
         channel = torch.arange(d_model, dtype=torch.float32) / d_model
         mix = 1.0 - channel.pow(shallowness)
         half_mix = 1.0 - channel.pow(0.5 * shallowness)
-        self.mix_x = no_weight_decay(nn.Parameter(mix.clone()))
+        self.mix_x = untouched_by_decay(nn.Parameter(mix.clone()))
         # Static mixes of w, k, v, r, g (in that order).
         static = torch.stack([mix, mix, mix - 0.3 * depth, half_mix, half_mix])
-        self.mix_static = no_weight_decay(nn.Parameter(static))
-        self.mix_down = no_weight_decay(
+        self.mix_static = untouched_by_decay(nn.Parameter(static))
+        self.mix_down = untouched_by_decay(
             nn.Parameter(torch.empty(d_model, 5 * MIX_RANK).uniform_(-1e-4, 1e-4))
         )
-        self.mix_up = no_weight_decay(
+        self.mix_up = untouched_by_decay(
             nn.Parameter(torch.empty(5, MIX_RANK, d_model).uniform_(-0.01, 0.01))
         )
         position = torch.arange(d_model, dtype=torch.float32) / max(d_model - 1, 1)
-        self.decay_base = no_weight_decay(
+        self.decay_base = untouched_by_decay(
             nn.Parameter(-6.0 + 5.0 * position.pow(0.7 + 1.3 * depth))
         )
-        self.decay_down = no_weight_decay(
+        self.decay_down = untouched_by_decay(
             nn.Parameter(torch.empty(d_model, DECAY_RANK).uniform_(-1e-4, 1e-4))
         )
-        self.decay_up = no_weight_decay(
+        self.decay_up = untouched_by_decay(
             nn.Parameter(torch.empty(DECAY_RANK, d_model).uniform_(-0.01, 0.01))
         )
         zigzag = ((torch.arange(d_model) + 1) % 3 - 1).float() * 0.1
         bonus = depth * (1.0 - position) + zigzag
-        self.bonus = no_weight_decay(nn.Parameter(bonus.reshape(n_heads, -1)))
+        self.bonus = untouched_by_decay(nn.Parameter(bonus.reshape(n_heads, -1)))
         self.receptance = nn.Linear(d_model, d_model, bias=False)
         self.key = nn.Linear(d_model, d_model, bias=False)
         self.value = nn.Linear(d_model, d_model, bias=False)

@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from models.parameter_tags import tag
 from models.ssm.parameters import ssm_parameter
 
 
@@ -78,7 +79,7 @@ class HyenaFilter(nn.Module):
         layers.append(nn.Linear(filter_order, channels, bias=False))
         self.ffn = nn.Sequential(*layers)
         for param in self.ffn.parameters():
-            param._optim = {"lr": filter_lr, "weight_decay": 0.0}
+            tag(param, lr=filter_lr, weight_decay=0.0)
         decay_channels = decay_channels or channels
         max_decay = math.log(target) / fast_decay_pct
         min_decay = math.log(target) / slow_decay_pct

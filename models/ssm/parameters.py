@@ -7,13 +7,13 @@ import math
 import torch
 from torch import nn
 
+from models.parameter_tags import tag
+
 
 def ssm_parameter(value: torch.Tensor, lr: float) -> nn.Parameter:
     """A state-space parameter (A, B, dt, ...): trained with its own learning rate and no weight
-    decay, as S4, S5 and the LRU train them; lra_bench.optim reads `_optim`."""
-    param = nn.Parameter(value)
-    param._optim = {"lr": lr, "weight_decay": 0.0}
-    return param
+    decay, as S4, S5 and the LRU train them."""
+    return tag(nn.Parameter(value), lr=lr, weight_decay=0.0)
 
 
 def log_uniform(shape: tuple[int, ...], low: float, high: float) -> torch.Tensor:
