@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -88,3 +89,81 @@ def subset_rows(count: int, wanted: int | None, seed: int) -> np.ndarray:
     if wanted is None or wanted >= count:
         return np.arange(count)
     return np.sort(np.random.default_rng(seed).permutation(count)[:wanted])
+
+
+@dataclass
+class Source:
+    """Where a task's examples come from, as found by `Task.find_source`.
+
+    kind:        the loader's name for the form of the source ('official', 'parquet', ...).
+    folder:      its folder, or None (a hub data set).
+    fingerprint: what the cache key is made of (tasks/cache.py `source_fingerprint`, or a frozen
+                 hub name): a changed source gives a fresh cache.
+    description: what the run record notes as the source.
+    """
+
+    kind: str
+    folder: Path | None
+    fingerprint: str
+    description: str
+
+
+class Task:
+    """A task loader: the one `load` every task shares (find the source -> build or read the
+    cache -> TaskData), and the parts each task fills in.
+
+    Class facts: `name`, `vocab_size` (padding included), `num_classes`, `pair` (two documents
+    per example), `validation_is_test` (Text: IMDB has no validation split). Subclasses set
+    `max_length` (tokens per example) and implement `find_source`, `cache_params` and
+    `build_cache`; `arrange` may rename splits.
+    """
+
+    name: ClassVar[str]
+    vocab_size: ClassVar[int]
+    num_classes: ClassVar[int]
+    pair: ClassVar[bool] = False
+    validation_is_test: ClassVar[bool] = False
+    max_length: int
+
+    def find_source(self, data_root: Path, progress: bool) -> Source:
+        """The source to read, generating it first where the task allows; FileNotFoundError
+        saying how to get the data when there is none."""
+        raise NotImplementedError
+
+    def cache_params(self) -> dict:
+        """The preprocessing settings that, with the source, key the cache."""
+        raise NotImplementedError
+
+    def build_cache(self, builder, source: Source, data_root: Path, progress: bool) -> dict:
+        """Writes every split into `builder` (tasks/cache.py CacheBuilder); returns notes for the
+        record (e.g. skipped files) or {}."""
+        raise NotImplementedError
+
+    def arrange(self, splits: dict[str, Split]) -> dict[str, Split]:
+        """The train / val / test splits the engine gets from the cached ones."""
+        return splits
+
+    def load(self, data_root: Path, progress: bool = True) -> TaskData:
+        from tasks.cache import load_or_build  # cache.py imports Split from here
+
+        data_root = Path(data_root)
+        source = self.find_source(data_root, progress)
+        notes = {"source": source.description}
+
+        def build(builder) -> None:
+            notes.update(self.build_cache(builder, source, data_root, progress) or {})
+
+        splits, key = load_or_build(
+            data_root, self.name, self.cache_params(), source.fingerprint, build
+        )
+        return TaskData(
+            name=self.name,
+            splits=self.arrange(splits),
+            vocab_size=self.vocab_size,
+            num_classes=self.num_classes,
+            max_length=self.max_length,
+            fingerprint=key,
+            validation_is_test=self.validation_is_test,
+            pair=self.pair,
+            notes=notes,
+        )

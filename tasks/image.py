@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tasks.base import TaskData, subset_rows
-from tasks.cache import CacheBuilder, load_or_build, source_fingerprint
+from tasks.base import Source, Task, subset_rows
+from tasks.cache import source_fingerprint
 from tasks.pixels import PIXEL_VOCAB_SIZE, downsample, pixel_split, tf_grayscale
 
 NUM_CLASSES = 10
@@ -54,7 +54,7 @@ def split_train(count: int) -> tuple[slice, slice]:
     return slice(0, train), slice(train, count)
 
 
-class Image:
+class Image(Task):
     """The Image task (grayscale CIFAR-10). See the module docstring for the sources.
 
     source:      auto | pickle | huggingface.
@@ -67,6 +67,8 @@ class Image:
     """
 
     name = "image"
+    vocab_size = PIXEL_VOCAB_SIZE
+    num_classes = NUM_CLASSES
 
     def __init__(
         self,
@@ -145,16 +147,18 @@ class Image:
             result[split] = (images, np.asarray(part["label"], dtype=np.int64))
         return result
 
-    def load(self, data_root: Path, progress: bool = True) -> TaskData:
-        data_root = Path(data_root)
+    def find_source(self, data_root: Path, progress: bool) -> Source:
         kind, folder = self.resolve(data_root)
         if kind == "pickle":
             files = [folder / name for name in (*TRAIN_FILES, TEST_FILE)]
-            source = "pickle:" + source_fingerprint(files, folder)
+            fingerprint = "pickle:" + source_fingerprint(files, folder)
         else:
             # Keyed by the frozen hub name: a cached copy loads offline (see tasks/text.py).
-            source = f"hf:{self.hf_name}"
-        params = {
+            fingerprint = f"hf:{self.hf_name}"
+        return Source(kind, folder, fingerprint, f"{kind}:{folder or self.hf_name}")
+
+    def cache_params(self) -> dict:
+        return {
             "grayscale": "tf.image.rgb_to_grayscale",
             "split": "train[:90%] / train[90%:] / test",
             "downsample": self.downsample,
@@ -162,27 +166,17 @@ class Image:
             "subset_seed": self.subset_seed,
         }
 
-        def build(builder: CacheBuilder) -> None:
-            dataset = self._load_hub(data_root) if kind == "huggingface" else None
-            rgb = self.read_rgb(kind, folder, dataset, progress)
-            train_rows, val_rows = split_train(len(rgb["train"][0]))
-            parts = {
-                "train": (rgb["train"][0][train_rows], rgb["train"][1][train_rows]),
-                "val": (rgb["train"][0][val_rows], rgb["train"][1][val_rows]),
-                "test": rgb["test"],
-            }
-            for split, (images, labels) in parts.items():
-                rows = subset_rows(len(labels), self.examples.get(split), self.subset_seed)
-                gray = downsample(tf_grayscale(images[rows]), self.downsample)
-                builder.put(split, pixel_split(gray, labels[rows]))
-
-        splits, key = load_or_build(data_root, self.name, params, source, build)
-        return TaskData(
-            name=self.name,
-            splits=splits,
-            vocab_size=PIXEL_VOCAB_SIZE,
-            num_classes=NUM_CLASSES,
-            max_length=self.max_length,
-            fingerprint=key,
-            notes={"source": f"{kind}:{folder or self.hf_name}"},
-        )
+    def build_cache(self, builder, source: Source, data_root: Path, progress: bool) -> dict:
+        dataset = self._load_hub(data_root) if source.kind == "huggingface" else None
+        rgb = self.read_rgb(source.kind, source.folder, dataset, progress)
+        train_rows, val_rows = split_train(len(rgb["train"][0]))
+        parts = {
+            "train": (rgb["train"][0][train_rows], rgb["train"][1][train_rows]),
+            "val": (rgb["train"][0][val_rows], rgb["train"][1][val_rows]),
+            "test": rgb["test"],
+        }
+        for split, (images, labels) in parts.items():
+            rows = subset_rows(len(labels), self.examples.get(split), self.subset_seed)
+            gray = downsample(tf_grayscale(images[rows]), self.downsample)
+            builder.put(split, pixel_split(gray, labels[rows]))
+        return {}

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tasks.base import TaskData
+from tasks.base import Source, Task
 from tasks.bytes import BYTE_VOCAB_SIZE, TOKEN_DTYPE, encode_documents
-from tasks.cache import CacheBuilder, load_or_build, source_fingerprint
+from tasks.cache import source_fingerprint
 from tasks.release import AAN_DIR, IMPORT_HINT, release_root
 
 NUM_CLASSES = 2
@@ -80,7 +80,7 @@ def encode_pairs(
     return tokens, lengths, np.asarray([p[0] for p in pairs], dtype=np.int64)
 
 
-class Retrieval:
+class Retrieval(Task):
     """The Retrieval (AAN) task.
 
     max_length:  bytes kept per document (LRA: 4000).
@@ -90,6 +90,9 @@ class Retrieval:
     """
 
     name = "retrieval"
+    vocab_size = BYTE_VOCAB_SIZE
+    num_classes = NUM_CLASSES
+    pair = True
 
     def __init__(
         self, max_length: int = 4000, data_dir: str | None = None, examples: dict | None = None
@@ -109,50 +112,41 @@ class Retrieval:
             )
         return folder
 
-    def load(self, data_root: Path, progress: bool = True) -> TaskData:
-        data_root = Path(data_root)
+    def find_source(self, data_root: Path, progress: bool) -> Source:
         folder = self.locate(data_root)
-        paths = {split: folder / name for split, name in SPLIT_FILES.items()}
-        params = {
+        paths = [folder / name for name in SPLIT_FILES.values()]
+        return Source("tsv", folder, source_fingerprint(paths, folder), str(folder))
+
+    def cache_params(self) -> dict:
+        return {
             "max_length": self.max_length,
             "document_bytes": DOCUMENT_BYTES,
             "examples": {split: self.examples.get(split) for split in SPLIT_FILES},
             "encoding": "utf8-bytes+1",
         }
-        source = source_fingerprint(paths.values(), folder)
 
-        def build(builder: CacheBuilder) -> None:
-            for split, path in paths.items():
-                writer = builder.writer(split, (2, self.max_length), TOKEN_DTYPE)
-                limit = self.examples.get(split)
-                bar = tqdm(
-                    total=path.stat().st_size if limit is None else limit,
-                    desc=f"encoding AAN {split}",
-                    unit="B" if limit is None else "pair",
-                    unit_scale=limit is None,
-                    disable=not progress,
-                    file=sys.stderr,
-                )
-                block: list[tuple[int, bytes, bytes]] = []
-                with bar:
-                    for pair in read_aan_tsv(path, limit):
-                        block.append(pair)
-                        # Approximate bytes read: the texts are most of every line.
-                        bar.update(len(pair[1]) + len(pair[2]) if limit is None else 1)
-                        if len(block) == CHUNK:
-                            writer.append(*encode_pairs(block, self.max_length))
-                            block = []
-                    if block:
+    def build_cache(self, builder, source: Source, data_root: Path, progress: bool) -> dict:
+        for split, name in SPLIT_FILES.items():
+            path = source.folder / name
+            writer = builder.writer(split, (2, self.max_length), TOKEN_DTYPE)
+            limit = self.examples.get(split)
+            bar = tqdm(
+                total=path.stat().st_size if limit is None else limit,
+                desc=f"encoding AAN {split}",
+                unit="B" if limit is None else "pair",
+                unit_scale=limit is None,
+                disable=not progress,
+                file=sys.stderr,
+            )
+            block: list[tuple[int, bytes, bytes]] = []
+            with bar:
+                for pair in read_aan_tsv(path, limit):
+                    block.append(pair)
+                    # Approximate bytes read: the texts are most of every line.
+                    bar.update(len(pair[1]) + len(pair[2]) if limit is None else 1)
+                    if len(block) == CHUNK:
                         writer.append(*encode_pairs(block, self.max_length))
-
-        splits, key = load_or_build(data_root, self.name, params, source, build)
-        return TaskData(
-            name=self.name,
-            splits=splits,
-            vocab_size=BYTE_VOCAB_SIZE,
-            num_classes=NUM_CLASSES,
-            max_length=self.max_length,
-            fingerprint=key,
-            pair=True,
-            notes={"source": str(folder)},
-        )
+                        block = []
+                if block:
+                    writer.append(*encode_pairs(block, self.max_length))
+        return {}

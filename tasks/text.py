@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tasks.base import TaskData, subset_rows
+from tasks.base import Source, Split, Task, subset_rows
 from tasks.bytes import BYTE_VOCAB_SIZE, TOKEN_DTYPE, encode_documents
-from tasks.cache import CacheBuilder, load_or_build, source_fingerprint
+from tasks.cache import source_fingerprint
 
 NUM_CLASSES = 2
 LABELS = {"neg": 0, "pos": 1}
@@ -52,7 +52,7 @@ def parquet_files(folder: Path) -> dict[str, list[Path]]:
     return {split: sorted(Path(folder).rglob(f"{split}-*.parquet")) for split in SPLITS}
 
 
-class Text:
+class Text(Task):
     """The Text task. See the module docstring for the sources.
 
     max_length:  bytes kept per review (LRA paper: 4000).
@@ -65,6 +65,9 @@ class Text:
     """
 
     name = "text"
+    vocab_size = BYTE_VOCAB_SIZE
+    num_classes = NUM_CLASSES
+    validation_is_test = True
 
     def __init__(
         self,
@@ -130,50 +133,45 @@ class Text:
                 f"{type(error).__name__}: {error})"
             ) from error
 
-    def load(self, data_root: Path, progress: bool = True) -> TaskData:
-        data_root = Path(data_root)
+    def find_source(self, data_root: Path, progress: bool) -> Source:
         kind, folder = self.resolve(data_root)
         if kind == "aclimdb":
             files = {split: aclimdb_files(folder, split) for split in SPLITS}
             every_file = [path for paths, _ in files.values() for path in paths]
             # 50k small files: size and mtime only; reading them all would cost a second per load
-            source = "aclimdb:" + source_fingerprint(every_file, folder, read_content=False)
+            fingerprint = "aclimdb:" + source_fingerprint(every_file, folder, read_content=False)
         elif kind == "parquet":
             every_file = [p for paths in parquet_files(folder).values() for p in paths]
-            source = "parquet:" + source_fingerprint(every_file, folder)
+            fingerprint = "parquet:" + source_fingerprint(every_file, folder)
         else:
             # Hub data sets are frozen by name: keyed by the name alone, a cached copy loads
             # without asking the hub (offline nodes, no 25 s of connection retries).
-            source = f"hf:{self.hf_name}"
-        params = {
+            fingerprint = f"hf:{self.hf_name}"
+        return Source(kind, folder, fingerprint, f"{kind}:{folder or self.hf_name}")
+
+    def cache_params(self) -> dict:
+        return {
             "max_length": self.max_length,
             "examples": {split: self.examples.get(split) for split in SPLITS},
             "subset_seed": self.subset_seed,
             "encoding": "utf8-bytes+1, stripped",
         }
 
-        def build(builder: CacheBuilder) -> None:
-            dataset = None if kind == "aclimdb" else self._load_hf(data_root, kind, folder)
-            for split in SPLITS:
-                writer = builder.writer(split, (self.max_length,), TOKEN_DTYPE)
-                for texts, labels in self._reviews(split, kind, folder, dataset, progress):
-                    tokens, lengths = encode_documents([t.strip() for t in texts], self.max_length)
-                    if not lengths.all():
-                        raise ValueError(f"IMDB {split}: an empty review in {kind}:{folder}")
-                    writer.append(tokens, lengths, np.asarray(labels, dtype=np.int64))
+    def build_cache(self, builder, source: Source, data_root: Path, progress: bool) -> dict:
+        kind, folder = source.kind, source.folder
+        dataset = None if kind == "aclimdb" else self._load_hf(data_root, kind, folder)
+        for split in SPLITS:
+            writer = builder.writer(split, (self.max_length,), TOKEN_DTYPE)
+            for texts, labels in self._reviews(split, kind, folder, dataset, progress):
+                tokens, lengths = encode_documents([t.strip() for t in texts], self.max_length)
+                if not lengths.all():
+                    raise ValueError(f"IMDB {split}: an empty review in {kind}:{folder}")
+                writer.append(tokens, lengths, np.asarray(labels, dtype=np.int64))
+        return {}
 
-        splits, key = load_or_build(data_root, self.name, params, source, build)
-        test = splits["test"]
-        return TaskData(
-            name=self.name,
-            splits={"train": splits["train"], "val": test, "test": test},
-            vocab_size=BYTE_VOCAB_SIZE,
-            num_classes=NUM_CLASSES,
-            max_length=self.max_length,
-            fingerprint=key,
-            validation_is_test=True,
-            notes={"source": f"{kind}:{folder or self.hf_name}"},
-        )
+    def arrange(self, splits: dict[str, Split]) -> dict[str, Split]:
+        test = splits["test"]  # LRA validates on test: IMDB has no validation split
+        return {"train": splits["train"], "val": test, "test": test}
 
     def _reviews(self, split, kind, folder, dataset, progress):
         """Yields (review bytes, labels) blocks of one split, subset applied."""

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tasks.base import PAD_ID, Split, TaskData
-from tasks.cache import CacheBuilder, load_or_build, source_fingerprint
+from tasks.base import PAD_ID, Source, Split, Task
+from tasks.cache import source_fingerprint
 from tasks.files import staged_folder
 from tasks.listops.generator import SPLIT_FILES, ListOpsParams, write_listops
 
@@ -98,7 +98,7 @@ def read_listops_tsv(path: Path, max_length: int) -> Split:
     return Split(tokens=tokens, lengths=lengths, labels=np.asarray(labels, dtype=np.int64))
 
 
-class ListOps:
+class ListOps(Task):
     """The ListOps task. Reads `data_dir` (an official `listops-1000` folder) when given;
     otherwise generates data with `generator` settings into `<data_root>/listops/generated-<id>`
     the first time and reads it from there afterwards.
@@ -109,6 +109,8 @@ class ListOps:
     """
 
     name = "listops"
+    vocab_size = VOCAB_SIZE
+    num_classes = NUM_CLASSES
 
     def __init__(
         self,
@@ -152,25 +154,16 @@ class ListOps:
             )
         return folder
 
-    def load(self, data_root: Path, progress: bool = True) -> TaskData:
+    def find_source(self, data_root: Path, progress: bool) -> Source:
         folder = self.locate(data_root, progress)
-        paths = {split: folder / name for split, name in SPLIT_FILES.items()}
-        params = {"max_length": self.max_length, "symbols": list(SYMBOLS)}
+        paths = [folder / name for name in SPLIT_FILES.values()]
+        return Source("tsv", folder, source_fingerprint(paths, folder), str(folder))
 
-        def build(builder: CacheBuilder) -> None:
-            for split, path in paths.items():
-                builder.put(split, read_listops_tsv(path, self.max_length))
+    def cache_params(self) -> dict:
+        return {"max_length": self.max_length, "symbols": list(SYMBOLS)}
 
+    def build_cache(self, builder, source: Source, data_root: Path, progress: bool) -> dict:
         # Tokenising the 96k training rows takes seconds; the cache makes later loads a mmap.
-        splits, key = load_or_build(
-            data_root, self.name, params, source_fingerprint(paths.values(), folder), build
-        )
-        return TaskData(
-            name=self.name,
-            splits=splits,
-            vocab_size=VOCAB_SIZE,
-            num_classes=NUM_CLASSES,
-            max_length=self.max_length,
-            fingerprint=key,
-            notes={"source": str(folder)},
-        )
+        for split, name in SPLIT_FILES.items():
+            builder.put(split, read_listops_tsv(source.folder / name, self.max_length))
+        return {}

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tasks.base import TaskData
-from tasks.cache import CacheBuilder, load_or_build, source_fingerprint
+from tasks.base import Source, Task
+from tasks.cache import CacheBuilder, source_fingerprint
 from tasks.pixels import PIXEL_VOCAB_SIZE, decode_pngs, downsample, pixel_split
 from tasks.release import IMPORT_HINT, release_root
 
@@ -122,7 +122,7 @@ def find_official(folder: Path, resolution: int, difficulty: str) -> Path | None
     return None
 
 
-class Pathfinder:
+class Pathfinder(Task):
     """Pathfinder (32x32) and Path-X (128x128); one class, two task configs.
 
     name:        the task's name in records ('pathfinder' or 'pathx').
@@ -136,6 +136,9 @@ class Pathfinder:
     downsample:  average f x f pixel blocks (1 = LRA; mini profiles on a CPU may shrink).
     workers:     processes decoding official PNGs.
     """
+
+    vocab_size = PIXEL_VOCAB_SIZE
+    num_classes = NUM_CLASSES
 
     def __init__(
         self,
@@ -224,8 +227,7 @@ class Pathfinder:
                 progress=bar.update,
             )
 
-    def load(self, data_root: Path, progress: bool = True) -> TaskData:
-        data_root = Path(data_root)
+    def find_source(self, data_root: Path, progress: bool) -> Source:
         kind, folder = self.locate(data_root, progress)
         if kind == "official":
             # Metadata by content; the images by the stats of their folders (200 of them): a
@@ -234,35 +236,26 @@ class Pathfinder:
             # in place.
             metadata = sorted((folder / "metadata").glob("*.npy"))
             image_folders = sorted(p for p in (folder / "imgs").iterdir() if p.is_dir())
-            source = "official:" + source_fingerprint(metadata, folder)
-            source += ":" + source_fingerprint(image_folders, folder, read_content=False)
+            fingerprint = "official:" + source_fingerprint(metadata, folder)
+            fingerprint += ":" + source_fingerprint(image_folders, folder, read_content=False)
         else:
             files = [p for p in sorted(folder.rglob("*")) if p.is_file()]
-            source = "shards:" + source_fingerprint(files, folder)
-        params = {
+            fingerprint = "shards:" + source_fingerprint(files, folder)
+        return Source(kind, folder, fingerprint, f"{kind}:{folder}")
+
+    def cache_params(self) -> dict:
+        return {
             "resolution": self.resolution,
             "difficulty": self.difficulty,
             "split_seed": self.split_seed,
             "downsample": self.downsample,
         }
-        notes: dict = {"source": f"{kind}:{folder}"}
 
-        def build(builder: CacheBuilder) -> None:
-            if kind == "official":
-                notes["skipped_empty_images"] = self._build_official(builder, folder, progress)
-            else:
-                self._build_shards(builder, folder)
-
-        splits, key = load_or_build(data_root, self.name, params, source, build)
-        return TaskData(
-            name=self.name,
-            splits=splits,
-            vocab_size=PIXEL_VOCAB_SIZE,
-            num_classes=NUM_CLASSES,
-            max_length=self.max_length,
-            fingerprint=key,
-            notes=notes,
-        )
+    def build_cache(self, builder, source: Source, data_root: Path, progress: bool) -> dict:
+        if source.kind == "official":
+            return {"skipped_empty_images": self._build_official(builder, source.folder, progress)}
+        self._build_shards(builder, source.folder)
+        return {}
 
     def _build_official(self, builder: CacheBuilder, folder: Path, progress: bool) -> list[str]:
         """Decodes the PNGs split by split, block by block (Path-X is 3.3 GB of pixels)."""
