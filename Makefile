@@ -10,8 +10,9 @@ PROFILE ?= mini
 SEED    ?= 0
 RESULTS ?= results
 ARGS    ?=
-LENGTHS ?= 1024,2048,3072,4096,8192,16384,32768,65536
-BATCH   ?= 32
+# `make speed`: unset LENGTHS / BATCH leave lra-bench speed's own defaults (LRA's protocol).
+LENGTHS ?=
+BATCH   ?=
 SPEED_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -46,7 +47,7 @@ leaderboard: $(STAMP) ## re-aggregate every run record under RESULTS
 	$(BIN)/lra-bench leaderboard --results $(RESULTS)
 
 speed: $(STAMP) ## steps/s + peak memory vs length (LRA Table 2): MODEL=a,b LENGTHS=1024,2048 BATCH=32
-	$(BIN)/lra-bench speed --models $(MODEL) --lengths $(LENGTHS) --batch $(BATCH) --out $(RESULTS) $(SPEED_ARGS)
+	$(BIN)/lra-bench speed --models $(MODEL) $(if $(LENGTHS),--lengths $(LENGTHS)) $(if $(BATCH),--batch $(BATCH)) --out $(RESULTS) $(SPEED_ARGS)
 
 clean: ## remove the venv, generated data and caches (keeps results/)
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .tox

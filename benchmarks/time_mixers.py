@@ -13,7 +13,6 @@ no padding.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import multiprocessing as mp
 import platform
@@ -32,16 +31,10 @@ LONG_WARMUP_S = 5.0  # beyond this, one timed run is enough (and repeats would t
 
 def build_mixer(model: str, width: int, length: int, overrides: list[str]):
     """The mixer of conf/model/<model>.yaml at width `width`, with max_length = length."""
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
+    from lra_bench.compose import build_mixer as build
+    from lra_bench.compose import compose
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"model={model}", *overrides])
-    factory = instantiate(cfg.model.backbone.mixer)
-    kwargs = {"d_model": width}
-    if "max_length" in inspect.signature(factory).parameters:
-        kwargs["max_length"] = length
-    return factory(**kwargs)
+    return build(compose([f"model={model}", *overrides]), width, length)
 
 
 def _measure(connection, model, width, length, batch, form, repeats, threads, overrides) -> None:

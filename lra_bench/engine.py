@@ -11,6 +11,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,36 @@ def autocast_context(device: torch.device, precision: str):
     if use_bf16:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    accumulate: int,
+    device: torch.device,
+    precision: str,
+    grad_clip: float | None = None,
+) -> float:
+    """One optimizer step, the same in training and in the speed protocol: forward and backward
+    over `accumulate` micro-batches of (tokens (B, L) or (B, 2, L), lengths, labels (B,)),
+    their mean cross-entropy as the loss; clipping; the optimizer step. Returns the mean loss;
+    when it is not finite no step is taken (the caller decides what that means)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss_sum = 0.0
+    for tokens, lengths, labels in micro_batches:
+        with autocast_context(device, precision):
+            logits = model(tokens.to(device), lengths.to(device))
+            loss = F.cross_entropy(logits.float(), labels.to(device))
+        (loss / accumulate).backward()
+        loss_sum += loss.item()
+    loss_value = loss_sum / accumulate
+    if not math.isfinite(loss_value):
+        return loss_value
+    if grad_clip:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss_value
 
 
 @torch.no_grad()
@@ -133,22 +164,21 @@ def train_and_evaluate(
     model.train()
     tic = time.perf_counter()
     while step < config.max_steps:
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for micro in range(config.grad_accum):
-            tokens, lengths, labels = batches.batch(step * config.grad_accum + micro)
-            with autocast_context(device, config.precision):
-                logits = model(tokens.to(device), lengths.to(device))
-                loss = F.cross_entropy(logits.float(), labels.to(device))
-            (loss / config.grad_accum).backward()
-            loss_sum += loss.item()
-        loss_value = loss_sum / config.grad_accum
+        micro_batches = (
+            batches.batch(step * config.grad_accum + micro) for micro in range(config.grad_accum)
+        )
+        loss_value = train_step(
+            model,
+            optimizer,
+            micro_batches,
+            config.grad_accum,
+            device,
+            config.precision,
+            config.grad_clip,
+        )
         if not math.isfinite(loss_value):
             status = "diverged"
             break
-        if config.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
         scheduler.step()
         step += 1
         bar.update(1)

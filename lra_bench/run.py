@@ -23,13 +23,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import models.ops as ops
+from lra_bench.compose import CONF_DIR
 from lra_bench.engine import TrainerConfig, train_and_evaluate
 from lra_bench.environment import (
+    PeakMemory,
     choose_device,
     device_description,
     git_state,
-    peak_memory_bytes,
-    reset_peak_memory,
     seed_everything,
 )
 from lra_bench.identity import RunLock, config_hash, run_dir_for
@@ -66,10 +66,11 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
         **{f"git_{k}": v for k, v in git_state().items()},
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
     }
-    device = torch.device("cpu")
+    memory = PeakMemory(torch.device("cpu"), absolute=True)
     try:
         seed_everything(int(cfg.seed))
         device = choose_device(cfg.device)
+        memory = PeakMemory(device, absolute=True)
         ops.configure(**OmegaConf.to_container(cfg.kernels, resolve=True))
         record["environment"] = device_description(device)
         data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=cfg.progress)
@@ -81,7 +82,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
         )
         model = build_model(cfg, data)
         record["parameters"] = sum(p.numel() for p in model.parameters())
-        reset_peak_memory(device)
+        memory.reset()
         result = train_and_evaluate(
             model,
             data,
@@ -110,7 +111,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
     except Exception as error:  # recorded, then reported by the caller
         record.update(status="failed", error=f"{type(error).__name__}: {error}")
         record["traceback"] = traceback.format_exc()
-    record["peak_memory_bytes"] = peak_memory_bytes(device)
+    record["peak_memory_bytes"] = memory.peak_bytes()
     record["wall_seconds"] = time.time() - started
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_record(record, run_dir)
@@ -154,7 +155,7 @@ def run(cfg: DictConfig) -> dict:
     return record
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     record = run(cfg)
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -16,6 +16,26 @@ from models.pooling import POOLING
 from models.positions import POSITIONS
 
 
+def mixer_arguments(
+    factory: Callable[..., nn.Module],
+    d_model: int,
+    max_length: int,
+    layer_index: int = 0,
+    n_layers: int = 1,
+) -> dict:
+    """The arguments the backbone gives a mixer factory: d_model always; max_length (the
+    longest sequence, [CLS] included) to a mixer that takes it (learned per-position weights,
+    projections over the sequence); layer_index and n_layers to one that takes them
+    (depth-dependent initialisation, RWKV-6)."""
+    accepted = inspect.signature(factory).parameters
+    arguments = {"d_model": d_model}
+    if "max_length" in accepted:
+        arguments["max_length"] = max_length
+    if "layer_index" in accepted:
+        arguments.update(layer_index=layer_index, n_layers=n_layers)
+    return arguments
+
+
 class FeedForward(nn.Module):
     """Position-wise MLP: Linear(D, d_ff) -> GELU -> dropout -> Linear(d_ff, D) -> dropout.
     forward(x: (B, L, D)) -> (B, L, D)."""
@@ -128,15 +148,15 @@ class SequenceClassifier(nn.Module):
         extra = 1 if self.cls is not None else 0
         self.positions = POSITIONS[positions](max_length + extra, d_model)
         self.embed_dropout = nn.Dropout(dropout)
-        accepted = inspect.signature(mixer).parameters
-        mixer_args = {"d_model": d_model}
-        if "max_length" in accepted:
-            mixer_args["max_length"] = max_length + extra
-        blocks = []
-        for index in range(n_layers):
-            if "layer_index" in accepted:  # depth-dependent initialisation (RWKV-6)
-                mixer_args.update(layer_index=index, n_layers=n_layers)
-            blocks.append(Block(d_model, mixer(**mixer_args), d_ff, dropout))
+        blocks = [
+            Block(
+                d_model,
+                mixer(**mixer_arguments(mixer, d_model, max_length + extra, i, n_layers)),
+                d_ff,
+                dropout,
+            )
+            for i in range(n_layers)
+        ]
         self.blocks = nn.ModuleList(blocks)
         self.final_norm = nn.LayerNorm(d_model)
         self.pair = pair

@@ -12,26 +12,20 @@ import pandas as pd
 import pytest
 import torch
 
-from lra_bench.environment import cpu_name
-from lra_bench.flops import count_flops, mfu
-from lra_bench.speed import (
+from lra_bench.environment import PeakMemory, cpu_name, is_out_of_memory
+from lra_bench.speed.flops import count_flops, mfu
+from lra_bench.speed.report import average_accuracy, bubble_points, write_report
+from lra_bench.speed.runner import (
     COLUMNS,
     CSV_NAME,
-    SpeedSettings,
     exit_reason,
     measure,
     merge,
     read_speed_csv,
     run_speed,
 )
-from lra_bench.speed_report import average_accuracy, bubble_points, write_report
-from lra_bench.speed_worker import (
-    PeakMemory,
-    compose_model_config,
-    is_out_of_memory,
-    load_size,
-    training_step,
-)
+from lra_bench.speed.settings import SpeedSettings, load_size
+from lra_bench.speed.worker import model_config, training_step
 
 TINY = load_size("tiny")  # d_model 16, 1 layer, d_ff 32, 2 heads
 # conf/model/transformer.yaml at size tiny, text task (vocab 257, 2 classes):
@@ -52,7 +46,7 @@ def transformer_step_flops(batch: int, length: int, d: int, d_ff: int, layers: i
 
 
 def test_flops_of_a_transformer_training_step_match_the_formula():
-    backbone, heads = compose_model_config("transformer", TINY)
+    backbone, heads = model_config("transformer", TINY)
     assert heads == 2
     _, step = training_step(backbone, TINY, "text", 31, 2, torch.device("cpu"))
     flops, uncounted = count_flops(step)
@@ -281,7 +275,7 @@ def test_command_line_defaults_follow_the_lra_protocol():
 
 
 def test_models_all_means_every_model_config():
-    from lra_bench.commands.speed import _names
+    from lra_bench.speed.settings import _names
     from tests.conftest import names_in
 
     assert _names("all") == sorted(names_in("model"))

@@ -7,6 +7,7 @@ import inspect
 from hydra.utils import instantiate
 from torch import nn
 
+from lra_bench.compose import build_mixer as compose_build_mixer
 from tests.conftest import compose_config, names_in
 
 MODELS = names_in("model")
@@ -20,11 +21,8 @@ def build_mixer(model: str, d_model: int = 16, max_length: int = 64, **overrides
     """The mixer of conf/model/<model>.yaml at a small width (its own defaults otherwise, but
     SHORT_SEQUENCE_SETTINGS)."""
     cfg = compose_config([f"model={model}", "profile=smoke"])
-    factory = instantiate(cfg.model.backbone.mixer)
-    kwargs = {"d_model": d_model, **SHORT_SEQUENCE_SETTINGS.get(model, {}), **overrides}
-    if "max_length" in inspect.signature(factory).parameters:
-        kwargs["max_length"] = max_length
-    return factory(**kwargs)
+    options = {**SHORT_SEQUENCE_SETTINGS.get(model, {}), **overrides}
+    return compose_build_mixer(cfg, d_model, max_length, **options)
 
 
 def accepts(model: str, name: str) -> bool:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-
 
 def split_stats(split, max_length: int) -> dict:
     """Counts, label fractions and length percentiles of one split (per document for pairs)."""
@@ -55,16 +53,15 @@ def format_stats(data, official: dict | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from lra_bench.compose import compose
     from tasks.official import OFFICIAL
 
     overrides = [f"task={args.task}", f"profile={args.profile}", *args.overrides]
     if args.data_root:
         overrides.append(f"data_root={args.data_root}")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+    cfg = compose(overrides)
     data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=not args.quiet)
     for line in format_stats(data, OFFICIAL.get(cfg.task.name)):
         print(line)

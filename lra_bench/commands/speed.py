@@ -1,48 +1,54 @@
 """`lra-bench speed`: training steps/s and peak memory against sequence length for any zoo model
-(the LRA paper's Table 2 protocol), with plots and a Markdown summary."""
+(the LRA paper's Table 2 protocol), with plots and a Markdown summary. The measurement options
+are the fields of lra_bench.speed.settings.SpeedSettings, with its defaults."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+def settings_options(parser: argparse.ArgumentParser) -> None:
+    """One option per SpeedSettings field that has help, its default the field's."""
+    from lra_bench.speed.settings import SpeedSettings
 
-
-def _names(text: str) -> list[str]:
-    """'a,b' -> ['a', 'b']; 'all' -> every conf/model config (the whole zoo)."""
-    names = [v.strip() for v in text.split(",") if v.strip()]
-    if names == ["all"]:
-        from lra_bench import REPO_ROOT
-
-        return sorted(path.stem for path in (REPO_ROOT / "conf" / "model").glob("*.yaml"))
-    return names
+    for spec in dataclasses.fields(SpeedSettings):
+        meta = spec.metadata
+        if not meta.get("help"):
+            continue
+        default = spec.default_factory() if callable(spec.default_factory) else spec.default
+        if isinstance(default, bool):
+            parser.add_argument(
+                meta["flag"] or f"--{spec.name.replace('_', '-')}",
+                dest=spec.name,
+                action="store_false" if default else "store_true",
+                help=meta["help"],
+            )
+            continue
+        parse = meta["parse"] or (type(default) if default is not None else None)
+        if parse is None:  # an optional number: int or float as the annotation says
+            parse = float if "float" in str(spec.type) else int
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        parser.add_argument(
+            f"--{spec.name.replace('_', '-')}",
+            dest=spec.name,
+            type=parse,
+            default=default,
+            help=f"{meta['help']} (default: {shown})",
+        )
 
 
 def run(args: argparse.Namespace) -> None:
-    from lra_bench.speed import CSV_NAME, SpeedSettings, run_speed
-    from lra_bench.speed_report import write_report
+    from lra_bench.speed.report import write_report
+    from lra_bench.speed.runner import CSV_NAME, run_speed
+    from lra_bench.speed.settings import SpeedSettings
 
     out = Path(args.out)
+    fields = {f.name for f in dataclasses.fields(SpeedSettings)}
+    settings = SpeedSettings(**{k: v for k, v in vars(args).items() if k in fields})
     if not args.report_only:
-        settings = SpeedSettings(
-            models=args.models,
-            lengths=args.lengths,
-            task=args.task,
-            batch=args.batch,
-            size=args.size,
-            warmup=args.warmup,
-            steps=args.steps,
-            device=args.device,
-            threads=args.threads,
-            timeout=args.timeout,
-            memory_limit_gb=args.memory_limit_gb,
-            count_flops=not args.no_flops,
-            matmul_size=args.matmul_size,
-        )
         tic = time.perf_counter()
         run_speed(settings, out)
         print(f"measured in {time.perf_counter() - tic:.0f} s")
@@ -50,9 +56,9 @@ def run(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"{out / CSV_NAME} does not exist; run without --report-only")
     written = write_report(
         out,
-        task=args.task,
-        size=args.size,
-        batch=args.batch,
+        task=settings.task,
+        size=settings.size,
+        batch=settings.batch,
         leaderboard_path=args.leaderboard,
         profile=args.profile,
         bubble_length=args.bubble_length,
@@ -66,48 +72,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="steps/s and peak memory against sequence length (LRA Table 2 protocol)",
         description=__doc__,
     )
+    settings_options(parser)
     parser.add_argument(
-        "--models",
-        type=_names,
-        default=["transformer"],
-        help="comma-separated conf/model names, or all",
+        "--out",
+        default="results",
+        help="folder for speed_memory.csv/.md, plots/ (default: results)",
     )
-    parser.add_argument("--task", default="text", help="whose token shape (vocabulary, classes)")
-    parser.add_argument(
-        "--lengths",
-        type=_ints,
-        default=[1024, 2048, 3072, 4096, 8192, 16384, 32768, 65536],
-        help="comma-separated sequence lengths (default: LRA's 1K-4K, then 8K-64K)",
-    )
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", default="lra_text", help="a preset of conf/speed/sizes.yaml")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per measurement")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per measurement")
-    parser.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds per measurement (start-up included)"
-    )
-    parser.add_argument(
-        "--memory-limit-gb",
-        type=float,
-        default=None,
-        help="cap per measurement: CPU RLIMIT_DATA above the baseline, CUDA allocator fraction",
-    )
-    parser.add_argument("--no-flops", action="store_true", help="skip FLOP counting and MFU")
-    parser.add_argument(
-        "--matmul-size",
-        type=int,
-        default=None,
-        help="side of the peak-FLOP/s matmul (default 2048 CPU, 8192 CUDA; 0 = no peak)",
-    )
-    parser.add_argument("--out", default="results", help="folder for speed_memory.csv/.md, plots/")
     parser.add_argument(
         "--leaderboard",
         default=None,
         help="accuracy for the bubble chart (default OUT/leaderboard.csv)",
     )
-    parser.add_argument("--profile", default="lra", help="leaderboard profile for the bubble chart")
+    parser.add_argument(
+        "--profile", default="lra", help="leaderboard profile for the bubble chart (default: lra)"
+    )
     parser.add_argument(
         "--bubble-length", type=int, default=None, help="length of the bubble chart (default 4K)"
     )

@@ -1,9 +1,8 @@
-"""Speed and memory against sequence length for any zoo model: the LRA paper's Table 2 protocol
-(Tay et al., 2021, "Long Range Arena: A Benchmark for Efficient Transformers", section 4.2):
-byte-level text task shape, one common model size, training steps per second and peak memory at
-lengths 1K..4K, here extended to 64K for the models that fit.
+"""Running the speed protocol (settings.py): byte-level text task shape, one common model size,
+training steps per second and peak memory at lengths 1K..4K, here extended to 64K for the models
+that fit.
 
-Each (model, length) runs in a fresh process (`lra_bench.speed_worker`). An out-of-memory, a
+Each (model, length) runs in a fresh process (worker.py). An out-of-memory, a
 crash or a timeout is recorded as such and the run goes on; longer lengths of a model that ran
 out of memory or time are recorded as skipped. Rows go to DIR/speed_memory.csv (comment lines
 naming the machine first, so `pandas.read_csv(path, comment="#")` reads it), rewritten after
@@ -19,14 +18,13 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from lra_bench import REPO_ROOT
-from lra_bench.flops import mfu
-from lra_bench.speed_worker import GB, TASK_SHAPES, load_size
+from lra_bench.speed.flops import mfu
+from lra_bench.speed.settings import GB, SpeedSettings, load_size, task_shape
 from tasks.files import replaced_atomically
 
 CSV_NAME = "speed_memory.csv"
@@ -71,36 +69,6 @@ COLUMNS = [
 FAILED = ("oom", "timeout")  # statuses after which longer lengths of a model are skipped
 
 
-@dataclass
-class SpeedSettings:
-    """What `lra-bench speed` measures; every field is a command-line option."""
-
-    models: list[str]
-    lengths: list[int] = field(
-        default_factory=lambda: [1024, 2048, 3072, 4096, 8192, 16384, 32768, 65536]
-    )
-    task: str = "text"
-    batch: int = 32
-    size: str = "lra_text"
-    warmup: int = 3
-    steps: int = 10
-    device: str = "auto"
-    threads: int | None = None  # CPU threads of each worker (None: torch's default)
-    timeout: float = 600.0  # seconds per measurement, process start-up included
-    memory_limit_gb: float | None = None
-    count_flops: bool = True
-    matmul_size: int | None = None  # None: the worker's default (2048 CPU, 8192 CUDA); 0: none
-    worker_args: list[str] = field(default_factory=list)  # extra worker flags (tests)
-
-    def __post_init__(self) -> None:
-        if self.task not in TASK_SHAPES:
-            raise ValueError(f"task {self.task!r}: choose from {sorted(TASK_SHAPES)}")
-        if not self.models:
-            raise ValueError("no models to measure")
-        load_size(self.size)  # fails early on an unknown preset
-        self.lengths = sorted(set(self.lengths))
-
-
 def _worker_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
@@ -108,10 +76,10 @@ def _worker_env() -> dict:
 
 
 def run_worker(arguments: list[str], timeout: float) -> tuple[dict | None, str, float]:
-    """Runs `python -m lra_bench.speed_worker ARGUMENTS` in a fresh process (its own process
+    """Runs `python -m lra_bench.speed.worker ARGUMENTS` in a fresh process (its own process
     group, so a timeout kills everything it started). Returns (its JSON result or None, why
     there is none, wall seconds)."""
-    command = [sys.executable, "-m", "lra_bench.speed_worker", *arguments]
+    command = [sys.executable, "-m", "lra_bench.speed.worker", *arguments]
     tic = time.perf_counter()
     process = subprocess.Popen(
         command,
@@ -151,12 +119,9 @@ def exit_reason(returncode: int, stderr: str) -> str:
 def probe_device(settings: SpeedSettings) -> dict:
     """Device description and peak matmul FLOP/s, from a worker (the parent never initialises
     CUDA, so it holds no device memory while the workers measure)."""
-    arguments = ["probe", "--device", settings.device]
-    if settings.threads is not None:
-        arguments += ["--threads", str(settings.threads)]
-    if settings.matmul_size is not None:
-        arguments += ["--matmul-size", str(settings.matmul_size)]
-    result, reason, _ = run_worker(arguments, timeout=max(120.0, settings.timeout))
+    result, reason, _ = run_worker(
+        ["probe", settings.to_json()], timeout=max(120.0, settings.timeout)
+    )
     if result is None:
         raise RuntimeError(f"could not probe the device: {reason}")
     return result
@@ -201,21 +166,9 @@ def measure(model: str, length: int, settings: SpeedSettings, machine: dict) -> 
     """One CSV row: `model` at `length`, measured in a fresh process."""
     arguments = [
         "measure",
+        settings.to_json(),
         f"--model={model}",
-        f"--task={settings.task}",
-        f"--size={settings.size}",
         f"--length={length}",
-        f"--batch={settings.batch}",
-        f"--warmup={settings.warmup}",
-        f"--steps={settings.steps}",
-        f"--device={settings.device}",
-        *([] if settings.threads is None else [f"--threads={settings.threads}"]),
-        *([] if settings.count_flops else ["--no-flops"]),
-        *(
-            []
-            if settings.memory_limit_gb is None
-            else [f"--memory-limit-gb={settings.memory_limit_gb}"]
-        ),
         *settings.worker_args,
     ]
     result, reason, wall = run_worker(arguments, settings.timeout)
@@ -297,6 +250,7 @@ def merge(previous: pd.DataFrame | None, rows: list[dict]) -> pd.DataFrame:
 
 def header_lines(settings: SpeedSettings, machine: dict) -> list[str]:
     size = load_size(settings.size)
+    vocab, classes = task_shape(settings.task)
     commit = machine.get("git_commit") or "unknown"
     if machine.get("git_dirty"):
         commit += " (uncommitted changes)"
@@ -311,8 +265,8 @@ def header_lines(settings: SpeedSettings, machine: dict) -> list[str]:
         f"machine: {machine['cpu']}, {machine['cores']} cores ({machine['threads']} torch threads)",
         f"device: {machine['device_name']} ({machine['device']}, {machine['precision']}); {peak}",
         f"torch {machine['torch']}{cuda}, python {machine['python']}, git {commit}",
-        f"this run: task {settings.task} shape (vocab {TASK_SHAPES[settings.task][0]}, "
-        f"{TASK_SHAPES[settings.task][1]} classes, random tokens), batch {settings.batch}, "
+        f"this run: task {settings.task} shape (vocab {vocab}, "
+        f"{classes} classes, random tokens), batch {settings.batch}, "
         f"size {settings.size} (d_model {size['d_model']}, {size['n_layers']} layers, "
         f"d_ff {size['d_ff']}, {size['n_heads']} heads where the mixer has heads; other options "
         f"from conf/model/<name>.yaml), {settings.warmup} warm-up + {settings.steps} timed "

@@ -3,7 +3,7 @@ line per model, lengths that ran out of memory or time marked on the bottom edge
 paper's Figure 3 bubble chart (accuracy against speed, bubble area = peak memory).
 
 Each function draws the rows of one configuration (task, size, batch, device, precision); see
-`lra_bench.speed_report.select_configuration`.
+`lra_bench.speed.report.select_configuration`.
 """
 
 from __future__ import annotations

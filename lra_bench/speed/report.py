@@ -1,5 +1,5 @@
 """The human-readable side of a speed run: DIR/speed_memory.md (our table, and the published LRA
-Table 2 beside it, labelled as another machine) and the three plots of `lra_bench.speed_plots`,
+Table 2 beside it, labelled as another machine) and the three plots of `lra_bench.speed.plots`,
 all drawn from DIR/speed_memory.csv and a leaderboard CSV, never from live measurements.
 """
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from lra_bench import REPO_ROOT
-from lra_bench.speed import BASELINE, CSV_NAME, read_speed_csv
-from lra_bench.speed_plots import length_label, model_order, plot_bubbles, plot_memory, plot_speed
+from lra_bench.published import SPEED_MEMORY_CSV
+from lra_bench.speed.plots import length_label, model_order, plot_bubbles, plot_memory, plot_speed
+from lra_bench.speed.runner import BASELINE, CSV_NAME, read_speed_csv
 from tasks.files import replaced_atomically
 
-PUBLISHED_SPEED = REPO_ROOT / "results" / "published" / "lra_speed_memory.csv"
+PUBLISHED_SPEED = SPEED_MEMORY_CSV
 PUBLISHED_LENGTHS = (1024, 2048, 3072, 4096)
 CONFIGURATION = ["task", "size", "batch", "device_name", "precision"]
 
