@@ -8,6 +8,7 @@ app (`python -m lra_bench.run`, or `make bench`).
     lra-bench data stats TASK [overrides] [--profile lra]
     lra-bench leaderboard --results DIR
     lra-bench speed --models a,b --lengths 1024,2048,3072,4096 --batch 32 --out DIR
+    lra-bench records migrate DIR
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from lra_bench.commands import (
     generate_listops,
     generate_pathfinder,
     leaderboard,
+    records,
     speed,
 )
 
 # Modules adding a top-level command (`register`) and ones adding a generator (`register_generate`).
-COMMANDS = [leaderboard, speed]
+COMMANDS = [leaderboard, speed, records]
 GENERATORS = [generate_listops, generate_pathfinder]
 # Modules adding a `data` sub-command (`register_data`).
 DATA_COMMANDS = [data_import, data_verify, data_stats]

@@ -1,10 +1,13 @@
 """What identifies a run, where its directory is, and the lock that keeps two processes of one
 run apart.
 
-A run is identified by its task, model, profile, seed and the hash of its resolved config minus
-the keys that only say where or how verbosely to run (NON_IDENTIFYING_KEYS). The same command
-therefore finds its earlier run (to skip or resume it), and two runs that differ in any setting
-never share a directory, whenever they start.
+A run is identified by its task, model, profile, seed and the hash of what defines the experiment:
+the resolved config minus the keys that only say where or how verbosely to run
+(NON_IDENTIFYING_KEYS), minus where the code lives (every `_target_` and `_partial_`: moving a
+module must not orphan the runs made with it), minus settings added later at the value that
+reproduces what ran before them (NEUTRAL_DEFAULTS). The same command therefore finds its
+earlier run (to skip or resume it), and two runs that differ in any setting never share a
+directory, whenever they start.
 """
 
 from __future__ import annotations
@@ -29,13 +32,36 @@ NON_IDENTIFYING_KEYS = (
 )
 
 
-def identifying_config(cfg: DictConfig) -> dict:
-    """The resolved config as plain data, without the non-identifying keys."""
-    container = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in container.items() if k not in NON_IDENTIFYING_KEYS}
+# Instantiation plumbing: which class or function builds a node, not what it computes.
+CODE_LOCATION_KEYS = ("_target_", "_partial_")
+# Top-level settings added after runs were recorded, at the value under which those runs ran:
+# left out of the hash at that value, so the earlier runs keep their identity.
+NEUTRAL_DEFAULTS: dict[str, object] = {}
 
 
-def config_hash(cfg: DictConfig, include_seed: bool = True) -> str:
+def _without_code_locations(node):
+    if isinstance(node, dict):
+        return {
+            k: _without_code_locations(v) for k, v in node.items() if k not in CODE_LOCATION_KEYS
+        }
+    if isinstance(node, list):
+        return [_without_code_locations(v) for v in node]
+    return node
+
+
+def identifying_config(cfg: DictConfig | dict) -> dict:
+    """What defines the experiment, as plain data (a composed config or a record's resolved
+    config dict)."""
+    container = cfg if isinstance(cfg, dict) else OmegaConf.to_container(cfg, resolve=True)
+    return {
+        k: _without_code_locations(v)
+        for k, v in container.items()
+        if k not in NON_IDENTIFYING_KEYS
+        and not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])
+    }
+
+
+def config_hash(cfg: DictConfig | dict, include_seed: bool = True) -> str:
     """12 hex digits of sha256 over the canonical JSON of `identifying_config(cfg)`.
 
     Without the seed it names the variant: runs that differ only in their seed share it, and

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lra_bench.records import find_records, read_record
+from lra_bench.records import RunRecord, find_records
 from tasks.files import replaced_atomically
 
 KEY = ["task", "model", "profile", "variant"]
@@ -36,21 +36,21 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
     """One row per run record found under `results_dir`."""
     rows = []
     for path in find_records(results_dir):
-        record = read_record(path)
+        record = RunRecord.read(path)
         rows.append(
             {
-                "task": record["task"],
-                "model": record["model"],
-                "profile": record["profile"],
-                "variant": record.get("variant", "-"),
-                "seed": record["seed"],
-                "status": record["status"],
-                "test_accuracy": record.get("test_accuracy"),
-                "val_accuracy": record.get("val_accuracy"),
-                "majority_rate": record.get("test_majority_rate"),
-                "parameters": record.get("parameters"),
-                "steps_per_second": record.get("steps_per_second"),
-                "validation_is_test": record.get("validation_is_test", False),
+                "task": record.task,
+                "model": record.model,
+                "profile": record.profile,
+                "variant": record.variant,
+                "seed": record.seed,
+                "status": record.status,
+                "test_accuracy": record.test_accuracy,
+                "val_accuracy": record.val_accuracy,
+                "majority_rate": record.test_majority_rate,
+                "parameters": record.parameters,
+                "steps_per_second": record.steps_per_second,
+                "validation_is_test": record.validation_is_test,
                 "path": str(path),
             }
         )

@@ -1,52 +1,145 @@
-"""The run record: one JSON file per run (`<run_dir>/record.json`), written atomically. The
-leaderboard is computed from these files only.
+"""The run record: one JSON file per run (`<run_dir>/record.json`), written atomically, read and
+validated through one type, `RunRecord`. The leaderboard is computed from these files only.
 
-Fields (SCHEMA_VERSION 1):
-  schema, task, model, profile, seed, status (ok | failed | diverged | oom), error,
-  config (resolved), config_hash, variant (the config hash without the seed), git_commit, git_dirty,
-  data_fingerprint, validation_is_test, split_sizes, test_majority_rate,
-  parameters, kernel_backends,
-  best_step, best_val_accuracy, val_accuracy, test_accuracy, steps,
-  train_seconds, wall_seconds, steps_per_second, peak_memory_bytes, final_train_loss,
-  environment (device, device_name, torch, cuda, python, threads), history, started_at, finished_at
+Schema 2 (schema 1 differed only in how `config_hash` and `variant` were computed: over the
+config with its `_target_` module paths; `lra-bench records migrate` rewrites such records).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tasks.files import replaced_atomically
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"
 STATUSES = ("ok", "failed", "diverged", "oom")
-REQUIRED_FIELDS = ("schema", "task", "model", "profile", "seed", "status")
 
 
-def write_record(record: dict, run_dir: Path) -> Path:
-    """Writes `record` to run_dir/record.json through a temporary file and a rename, so a
-    reader sees the old record or the new one, never half of one."""
-    if record.get("status") not in STATUSES:
-        raise ValueError(f"record status {record.get('status')!r} not in {STATUSES}")
-    path = Path(run_dir) / RECORD_NAME
-    with replaced_atomically(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    return path
+@dataclass
+class RunRecord:
+    """What one run did. Identity: task, model, profile, seed, config_hash (the hash of what
+    defines the experiment, lra_bench/identity.py) and variant (the same without the seed: runs
+    that differ only in their seed share it). status: ok | failed | diverged | oom, with `error`
+    saying why when not ok. Accuracies are fractions of the split, at the best-validation step.
+    """
+
+    task: str
+    model: str
+    profile: str
+    seed: int
+    config_hash: str
+    variant: str
+    status: str = "failed"
+    error: str | None = None
+    traceback: str | None = None
+    config: dict = field(default_factory=dict)  # resolved
+    overrides: list = field(default_factory=list)  # the command's Hydra overrides
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    environment: dict = field(default_factory=dict)  # device, torch, cuda, python, threads, ...
+    data_fingerprint: str | None = None
+    validation_is_test: bool = False
+    split_sizes: dict = field(default_factory=dict)
+    test_majority_rate: float | None = None
+    parameters: int | None = None
+    kernel_backends: dict = field(default_factory=dict)  # {mixer: what computed it}
+    best_step: int | None = None
+    best_val_accuracy: float | None = None
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    steps: int | None = None
+    train_seconds: float | None = None
+    wall_seconds: float | None = None
+    steps_per_second: float | None = None
+    peak_memory_bytes: int | None = None
+    final_train_loss: float | None = None
+    history: list = field(default_factory=list)  # [{step, train_loss, val_accuracy}]
+    schema: int = SCHEMA_VERSION
+
+    def problems(self) -> list[str]:
+        """What makes this record invalid (empty when valid)."""
+        found = []
+        if self.schema != SCHEMA_VERSION:
+            found.append(f"schema {self.schema}, expected {SCHEMA_VERSION}")
+        if self.status not in STATUSES:
+            found.append(f"status {self.status!r} not in {STATUSES}")
+        for name in ("task", "model", "profile", "config_hash", "variant"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                found.append(f"{name} must be a non-empty string")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            found.append(f"seed must be an integer, got {self.seed!r}")
+        if self.status == "ok":
+            for name in ("test_accuracy", "val_accuracy"):
+                value = getattr(self, name)
+                if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                    found.append(f"status ok needs {name} in [0, 1], got {value!r}")
+        elif not self.error:
+            found.append(f"status {self.status} needs an error saying why")
+        return found
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "record") -> RunRecord:
+        """A record from parsed JSON; ValueError naming `where` if it is not a valid record."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: a run record is a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        required = [f.name for f in dataclasses.fields(cls) if _required(f)]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ValueError(f"{where}: run record lacks {', '.join(missing)}")
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{where}: run record has unknown fields {', '.join(unknown)}")
+        record = cls(**data)
+        problems = record.problems()
+        if problems:
+            raise ValueError(f"{where}: invalid run record: {'; '.join(problems)}")
+        return record
+
+    def write(self, run_dir: Path) -> Path:
+        """Writes run_dir/record.json through a temporary file and a rename, so that a reader
+        sees the old record or the new one, never half of one. An invalid record is refused."""
+        problems = self.problems()
+        if problems:
+            raise ValueError(f"refusing to write an invalid run record: {'; '.join(problems)}")
+        path = Path(run_dir) / RECORD_NAME
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True, default=_plain) + "\n"
+        with replaced_atomically(path) as tmp:
+            tmp.write_text(text)
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        """One record; ValueError naming the file if it is not a valid record."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not valid JSON ({error})") from None
+        return cls.from_dict(data, where=str(path))
 
 
-def read_record(path: Path) -> dict:
-    """One record; ValueError naming the file if it is not a valid record."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    missing = [key for key in REQUIRED_FIELDS if key not in record]
-    if missing:
-        raise ValueError(f"{path}: run record lacks {', '.join(missing)}")
-    if record["schema"] != SCHEMA_VERSION:
-        raise ValueError(f"{path}: record schema {record['schema']}, expected {SCHEMA_VERSION}")
-    return record
+def _required(spec: dataclasses.Field) -> bool:
+    return spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+
+
+def _plain(value):
+    """JSON for what json does not know (paths, numpy scalars); NaN stays a float."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return value
+    return str(value)
 
 
 def find_records(results_dir: Path) -> list[Path]:

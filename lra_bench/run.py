@@ -34,7 +34,7 @@ from lra_bench.environment import (
 )
 from lra_bench.identity import RunLock, config_hash, run_dir_for
 from lra_bench.leaderboard import format_row, write_leaderboard
-from lra_bench.records import RECORD_NAME, SCHEMA_VERSION, read_record, write_record
+from lra_bench.records import RECORD_NAME, RunRecord
 
 
 def build_model(cfg: DictConfig, data) -> torch.nn.Module:
@@ -49,39 +49,44 @@ def build_model(cfg: DictConfig, data) -> torch.nn.Module:
     )
 
 
-def execute(cfg: DictConfig, run_dir: Path) -> dict:
+def command_overrides() -> list[str]:
+    """The Hydra overrides of the command that started this run ([] outside the Hydra app)."""
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
+def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
     """Runs the experiment and returns its record (any failure becomes a record too)."""
     started = time.time()
-    record: dict = {
-        "schema": SCHEMA_VERSION,
-        "task": cfg.task.name,
-        "model": cfg.model.name,
-        "profile": cfg.profile.name,
-        "seed": int(cfg.seed),
-        "status": "failed",
-        "error": None,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "config_hash": config_hash(cfg),
-        "variant": config_hash(cfg, include_seed=False),
-        **{f"git_{k}": v for k, v in git_state().items()},
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-    }
+    git = git_state()
+    record = RunRecord(
+        task=cfg.task.name,
+        model=cfg.model.name,
+        profile=cfg.profile.name,
+        seed=int(cfg.seed),
+        config_hash=config_hash(cfg),
+        variant=config_hash(cfg, include_seed=False),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        overrides=command_overrides(),
+        git_commit=git["commit"],
+        git_dirty=git["dirty"],
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+    )
     memory = PeakMemory(torch.device("cpu"), absolute=True)
     try:
         seed_everything(int(cfg.seed))
         device = choose_device(cfg.device)
         memory = PeakMemory(device, absolute=True)
         ops.configure(**OmegaConf.to_container(cfg.kernels, resolve=True))
-        record["environment"] = device_description(device)
+        record.environment = device_description(device)
         data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=cfg.progress)
-        record.update(
-            data_fingerprint=data.fingerprint,
-            validation_is_test=data.validation_is_test,
-            split_sizes={name: len(split) for name, split in data.splits.items()},
-            test_majority_rate=data.splits["test"].majority_rate(),
-        )
+        record.data_fingerprint = data.fingerprint
+        record.validation_is_test = data.validation_is_test
+        record.split_sizes = {name: len(split) for name, split in data.splits.items()}
+        record.test_majority_rate = data.splits["test"].majority_rate()
         model = build_model(cfg, data)
-        record["parameters"] = sum(p.numel() for p in model.parameters())
+        record.parameters = sum(p.numel() for p in model.parameters())
         memory.reset()
         result = train_and_evaluate(
             model,
@@ -92,39 +97,40 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
             seed=int(cfg.seed),
             progress=cfg.progress,
         )
-        record.update(
-            status=result.status,
-            error="training loss became non-finite" if result.status == "diverged" else None,
-            best_step=result.best_step,
-            best_val_accuracy=result.best_val_accuracy,
-            val_accuracy=result.val_accuracy,
-            test_accuracy=result.test_accuracy,
-            steps=result.steps,
-            train_seconds=result.train_seconds,
-            steps_per_second=result.steps_per_second,
-            final_train_loss=result.final_train_loss,
-            history=result.history,
-            kernel_backends=model.kernel_backends(),  # what ran, read after the run
-        )
+        record.status = result.status
+        record.error = "training loss became non-finite" if result.status == "diverged" else None
+        record.best_step = result.best_step
+        record.best_val_accuracy = result.best_val_accuracy
+        record.val_accuracy = result.val_accuracy
+        record.test_accuracy = result.test_accuracy
+        record.steps = result.steps
+        record.train_seconds = result.train_seconds
+        record.steps_per_second = result.steps_per_second
+        record.final_train_loss = result.final_train_loss
+        record.history = result.history
+        record.kernel_backends = model.kernel_backends()  # what ran, read after the run
     except torch.OutOfMemoryError as error:
-        record.update(status="oom", error=f"{type(error).__name__}: {error}")
+        record.status, record.error = "oom", f"{type(error).__name__}: {error}"
     except Exception as error:  # recorded, then reported by the caller
-        record.update(status="failed", error=f"{type(error).__name__}: {error}")
-        record["traceback"] = traceback.format_exc()
-    record["peak_memory_bytes"] = memory.peak_bytes()
-    record["wall_seconds"] = time.time() - started
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_record(record, run_dir)
+        record.status, record.error = "failed", f"{type(error).__name__}: {error}"
+        record.traceback = traceback.format_exc()
+    record.peak_memory_bytes = memory.peak_bytes()
+    record.wall_seconds = time.time() - started
+    record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    problems = record.problems()
+    if problems:  # e.g. "ok" without a test accuracy: never published as a result
+        record.status, record.error = "failed", f"invalid result: {'; '.join(problems)}"
+    record.write(run_dir)
     return record
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig) -> RunRecord:
     """Runs (or skips, or resumes) the run `cfg` identifies, then refreshes the leaderboard."""
     run_dir = run_dir_for(cfg)
     with RunLock(run_dir):
         previous = run_dir / RECORD_NAME
-        record = read_record(previous) if previous.exists() and not cfg.force else None
-        if record is not None and record["status"] == "ok":
+        record = RunRecord.read(previous) if previous.exists() and not cfg.force else None
+        if record is not None and record.status == "ok":
             print(f"already finished: {run_dir} (force=true runs it again)")
         else:
             print(f"run directory: {run_dir}")
@@ -132,20 +138,20 @@ def run(cfg: DictConfig) -> dict:
             record = execute(cfg, run_dir)
     table = write_leaderboard(Path(cfg.results_dir))
     row = table[
-        (table.task == record["task"])
-        & (table.model == record["model"])
-        & (table.profile == record["profile"])
-        & (table.variant == record["variant"])
+        (table.task == record.task)
+        & (table.model == record.model)
+        & (table.profile == record.profile)
+        & (table.variant == record.variant)
     ]
-    if record["status"] != "ok":
-        print(f"run {record['status']}: {record['error']}", file=sys.stderr)
-        if "traceback" in record:
-            print(record["traceback"], file=sys.stderr)
+    if record.status != "ok":
+        print(f"run {record.status}: {record.error}", file=sys.stderr)
+        if record.traceback:
+            print(record.traceback, file=sys.stderr)
     else:
         print(
-            f"this run: test accuracy {100 * record['test_accuracy']:.2f}% "
-            f"(majority class {100 * record['test_majority_rate']:.2f}%), "
-            f"best validation step {record['best_step']}, {record['steps_per_second']:.1f} steps/s"
+            f"this run: test accuracy {100 * record.test_accuracy:.2f}% "
+            f"(majority class {100 * record.test_majority_rate:.2f}%), "
+            f"best validation step {record.best_step}, {record.steps_per_second:.1f} steps/s"
         )
     if not row.empty:
         print("leaderboard: " + format_row(row.iloc[0]))
@@ -160,7 +166,7 @@ def main(cfg: DictConfig) -> None:
     record = run(cfg)
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     # A sweep goes on past a failed run (it is recorded and counted); a single run exits non-zero.
-    if record["status"] in ("failed", "oom") and not multirun:
+    if record.status in ("failed", "oom") and not multirun:
         sys.exit(1)
 
 

@@ -14,7 +14,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 from omegaconf import DictConfig
 
-from lra_bench.compose import compose, option_names
+from lra_bench.compose import CONF_DIR, compose, option_names  # noqa: F401 (CONF_DIR: for tests)
 
 # The tests use tiny shapes, where a second thread only adds synchronisation (and on a loaded
 # 2-core machine, long waits for it); one thread also keeps results bit-for-bit repeatable.

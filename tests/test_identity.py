@@ -57,3 +57,27 @@ def test_variant_is_the_hash_without_the_seed():
     b = compose_config(["profile=smoke", "seed=1"])
     assert config_hash(a) != config_hash(b)
     assert config_hash(a, include_seed=False) == config_hash(b, include_seed=False)
+
+
+def test_moving_code_keeps_the_identity_but_a_setting_changes_it():
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["model=mamba", "profile=smoke"])
+    moved = OmegaConf.create(OmegaConf.to_container(cfg))
+    moved.model.backbone.mixer._target_ = "models.somewhere_else.Mamba"
+    moved.model.backbone._target_ = "models.elsewhere.SequenceClassifier"
+    assert config_hash(moved) == config_hash(cfg)
+    changed = OmegaConf.create(OmegaConf.to_container(cfg))
+    changed.model.backbone.mixer.d_state = 32
+    assert config_hash(changed) != config_hash(cfg)
+
+
+def test_a_record_config_hashes_like_the_composed_config():
+    from omegaconf import OmegaConf
+
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["model=s4d", "profile=mini"])
+    assert config_hash(OmegaConf.to_container(cfg, resolve=True)) == config_hash(cfg)

@@ -164,13 +164,15 @@ def test_experiment_model_instantiates(task, model):
 
 @pytest.mark.parametrize(("task", "model"), PAIRS)
 def test_other_profiles_are_unaffected(task, model):
-    """profile=mini composes exactly as the model config plus the task's mini sizes."""
+    """profile=mini composes exactly as the model config plus the mini profile's shared trainer
+    settings and the task's mini sizes."""
     assert not (CONF_DIR / "experiment" / task / model / "mini.yaml").exists()
     cfg = composed(task, model, "mini")
     model_file = OmegaConf.load(CONF_DIR / "model" / f"{model}.yaml")
     sizes = OmegaConf.load(CONF_DIR / "task_profile" / task / "mini.yaml")
     shared = OmegaConf.load(CONF_DIR / "config.yaml")
+    profile = OmegaConf.load(CONF_DIR / "profile" / "mini.yaml")
     want_backbone = OmegaConf.merge(model_file.backbone, sizes.model.backbone)
-    want_trainer = OmegaConf.merge(shared.trainer, sizes.trainer)
+    want_trainer = OmegaConf.merge(shared.trainer, profile.trainer, sizes.trainer)
     assert OmegaConf.to_container(cfg.model.backbone) == OmegaConf.to_container(want_backbone)
     assert OmegaConf.to_container(cfg.trainer) == OmegaConf.to_container(want_trainer)

@@ -18,5 +18,5 @@ def test_mini_listops_transformer_beats_majority_by_10_points(tmp_path):
         ]
     )
     record = run(cfg)
-    assert record["status"] == "ok"
-    assert record["test_accuracy"] >= record["test_majority_rate"] + 0.10
+    assert record.status == "ok"
+    assert record.test_accuracy >= record.test_majority_rate + 0.10

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from lra_bench.leaderboard import aggregate, load_runs, write_leaderboard
-from lra_bench.records import SCHEMA_VERSION, read_record, write_record
+from lra_bench.records import SCHEMA_VERSION, RunRecord
 
 
 def record(
@@ -12,6 +12,8 @@ def record(
 ):
     return {
         "variant": variant,
+        "config_hash": f"{variant}-{seed}",
+        "error": None if status == "ok" else "it broke",
         "schema": SCHEMA_VERSION,
         "task": task,
         "model": model,
@@ -30,25 +32,30 @@ def write_all(root, records):
     for i, r in enumerate(records):
         run_dir = root / "runs" / f"run{i}"
         run_dir.mkdir(parents=True)
-        write_record(r, run_dir)
+        RunRecord.from_dict(r).write(run_dir)
 
 
 def test_record_round_trip_and_atomic_write(tmp_path):
-    path = write_record(record(), tmp_path)
-    assert read_record(path)["test_accuracy"] == 0.4
+    path = RunRecord.from_dict(record()).write(tmp_path)
+    assert RunRecord.read(path).test_accuracy == 0.4
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]  # no temporary left
 
 
 def test_invalid_records_are_refused_with_the_file_named(tmp_path):
-    with pytest.raises(ValueError, match="status"):
-        write_record({**record(), "status": "great"}, tmp_path)
+    with pytest.raises(ValueError, match="status 'great' not in"):
+        RunRecord.from_dict({**record(), "status": "great"})
+    with pytest.raises(ValueError, match="status ok needs test_accuracy in"):
+        RunRecord.from_dict({**record(), "test_accuracy": None})
     bad = tmp_path / "record.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match=str(bad)):
-        read_record(bad)
+        RunRecord.read(bad)
     bad.write_text(json.dumps({"schema": SCHEMA_VERSION, "task": "listops"}))
-    with pytest.raises(ValueError, match="lacks model, profile, seed, status"):
-        read_record(bad)
+    with pytest.raises(ValueError, match="lacks model, profile, seed, config_hash, variant"):
+        RunRecord.read(bad)
+    bad.write_text("42")
+    with pytest.raises(ValueError, match="a run record is a JSON object, got int"):
+        RunRecord.read(bad)
 
 
 def test_aggregate_mean_std_seeds_failed_and_profiles_never_mix(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import lra_bench.engine as engine
-from lra_bench.records import read_record
+from lra_bench.records import RunRecord
 from lra_bench.run import run
 from tests.conftest import compose_config
 
@@ -30,24 +30,24 @@ def smoke(tmp_path, data_root, *extra):
 
 def test_run_writes_record_and_leaderboard_then_skips(tmp_path, data_root, capsys):
     record = run(smoke(tmp_path, data_root))
-    assert record["status"] == "ok", record.get("traceback")
+    assert record.status == "ok", record.traceback
     (path,) = list(tmp_path.rglob("record.json"))
-    saved = read_record(path)
-    assert saved["test_accuracy"] == record["test_accuracy"]
-    assert 0.0 <= saved["test_accuracy"] <= 1.0
-    assert saved["split_sizes"] == {"train": 256, "val": 64, "test": 64}
-    assert 0.1 <= saved["test_majority_rate"] <= 1.0
-    assert saved["kernel_backends"] == {"SoftmaxAttention": "attention: chunked"}
-    assert saved["steps"] == 4 and saved["best_step"] in (2, 4)
-    assert saved["parameters"] > 0 and saved["peak_memory_bytes"] > 0
+    saved = RunRecord.read(path)
+    assert saved.test_accuracy == record.test_accuracy
+    assert 0.0 <= saved.test_accuracy <= 1.0
+    assert saved.split_sizes == {"train": 256, "val": 64, "test": 64}
+    assert 0.1 <= saved.test_majority_rate <= 1.0
+    assert saved.kernel_backends == {"SoftmaxAttention": "attention: chunked"}
+    assert saved.steps == 4 and saved.best_step in (2, 4)
+    assert saved.parameters > 0 and saved.peak_memory_bytes > 0
     assert (path.parent / "best.pt").exists() and (path.parent / "config.yaml").exists()
     board = (tmp_path / "leaderboard.csv").read_text()
-    assert f"listops,transformer,smoke,{saved['variant']}" in board
+    assert f"listops,transformer,smoke,{saved.variant}" in board
     before = path.stat().st_mtime_ns
     capsys.readouterr()
     again = run(smoke(tmp_path, data_root))
     assert "already finished" in capsys.readouterr().out
-    assert again["test_accuracy"] == record["test_accuracy"]
+    assert again.test_accuracy == record.test_accuracy
     assert path.stat().st_mtime_ns == before
 
 
@@ -65,12 +65,12 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, data_root, monkeyp
 
     monkeypatch.setattr(engine, "evaluate", crash_on_second_evaluation)
     crashed = run(smoke(tmp_path / "resumed", data_root, *overrides))
-    assert crashed["status"] == "failed" and "simulated crash" in crashed["error"]
+    assert crashed.status == "failed" and "simulated crash" in crashed.error
     monkeypatch.setattr(engine, "evaluate", real_evaluate)
     resumed = run(smoke(tmp_path / "resumed", data_root, *overrides))
-    assert resumed["status"] == "ok"
-    assert [h["step"] for h in resumed["history"]] == [2, 4, 6]
-    assert resumed["history"] == straight["history"]
+    assert resumed.status == "ok"
+    assert [h["step"] for h in resumed.history] == [2, 4, 6]
+    assert resumed.history == straight.history
     best = {
         name: torch.load(p / "best.pt")["model"]
         for name, p in [
@@ -84,8 +84,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, data_root, monkeyp
 
 def test_a_bad_setting_fails_with_the_key_named_and_is_recorded(tmp_path, data_root):
     record = run(smoke(tmp_path, data_root, "model.backbone.pooling=middle"))
-    assert record["status"] == "failed"
-    assert "model.backbone.pooling='middle'" in record["error"]
+    assert record.status == "failed"
+    assert "model.backbone.pooling='middle'" in record.error
     (path,) = list(tmp_path.rglob("record.json"))
     assert json.loads(path.read_text())["status"] == "failed"
     assert "failed" in (tmp_path / "leaderboard.md").read_text()
@@ -95,5 +95,5 @@ def test_runs_with_different_settings_never_share_a_directory(tmp_path, data_roo
     first = run(smoke(tmp_path, data_root, "trainer.lr=0.01"))
     second = run(smoke(tmp_path, data_root, "trainer.lr=0.02"))
     assert len(list(tmp_path.rglob("record.json"))) == 2
-    assert first["variant"] != second["variant"]
+    assert first.variant != second.variant
     assert len((tmp_path / "leaderboard.csv").read_text().strip().splitlines()) == 3

@@ -82,8 +82,8 @@ def test_smoke_run_end_to_end_from_official_files(task, tmp_path):
         ]
     )
     record = execute(cfg, tmp_path)  # the run without the leaderboard refresh
-    assert record["status"] == "ok", record.get("traceback")
-    assert record["task"] == task and record["split_sizes"] == sizes
-    assert record["steps"] == 4 and 0.0 <= record["test_accuracy"] <= 1.0
-    assert record["validation_is_test"] == (task == "text")
-    assert len(record["data_fingerprint"]) == 16
+    assert record.status == "ok", record.traceback
+    assert record.task == task and record.split_sizes == sizes
+    assert record.steps == 4 and 0.0 <= record.test_accuracy <= 1.0
+    assert record.validation_is_test == (task == "text")
+    assert len(record.data_fingerprint) == 16

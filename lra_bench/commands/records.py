@@ -1,0 +1,29 @@
+"""`lra-bench records migrate DIR`: rewrite earlier run records to the current schema."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def run_migrate(args: argparse.Namespace) -> None:
+    from lra_bench.leaderboard import write_leaderboard
+    from lra_bench.migrate import migrate_results
+
+    results = Path(args.results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"{results} is not a folder")
+    for line in migrate_results(results):
+        print(line)
+    write_leaderboard(results)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("records", help="maintain run records")
+    actions = parser.add_subparsers(dest="records_command", required=True)
+    migrate = actions.add_parser(
+        "migrate",
+        help="rewrite schema-1 records as schema 2 (new identity hash, run folder renamed)",
+    )
+    migrate.add_argument("results", help="a results folder (records under runs/)")
+    migrate.set_defaults(handler=run_migrate)
