@@ -1,0 +1,142 @@
+"""Training steps/s of every zoo model in the default `mini` run (ListOps unless --task), the
+figure a user of `make bench MODEL=...` waits on: N optimizer steps of the real run (data,
+model, optimizer, schedule as `python -m lra_bench.run` builds them), each model in a fresh
+process, one after another on the same machine.
+
+    .venv/bin/python benchmarks/mini_steps.py [--models all] [--steps 40] [--threads 2]
+        [--repo DIR]   # measure another checkout (e.g. a worktree of an earlier commit)
+        [--out results/mini_steps/cpu-2core.csv]
+
+Prints a table (steps/s and the ratio to the Transformer's) and writes it as CSV with a header
+naming the machine, the commit measured and the date. Records go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def commit_of(repo: Path) -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() + (" (dirty)" if dirty.stdout.strip() else "")
+
+
+def measure(repo: Path, model: str, task: str, steps: int, threads: int, results: Path) -> dict:
+    """One run of `steps` steps; its record's steps/s (training time only) and wall time."""
+    command = [
+        sys.executable,
+        "-m",
+        "lra_bench.run",
+        f"model={model}",
+        f"task={task}",
+        "profile=mini",
+        f"trainer.max_steps={steps}",
+        f"trainer.eval_every={steps}",
+        f"results_dir={results}",
+        "progress=false",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": str(threads)}
+    tic = time.perf_counter()
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - tic
+    records = sorted(results.glob(f"runs/{task}/{model}/mini/*/record.json"))
+    if done.returncode != 0 or not records:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"model": model, "status": "failed", "error": tail[0], "wall_s": round(wall, 1)}
+    record = json.loads(records[-1].read_text())
+    return {
+        "model": model,
+        "status": record["status"],
+        "steps_per_second": round(record["steps_per_second"], 3),
+        "wall_s": round(wall, 1),
+        "threads": record.get("environment", {}).get("threads"),
+        "kernel_backends": "; ".join(
+            f"{k}: {v}" for k, v in record.get("kernel_backends", {}).items()
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="all", help="comma-separated conf/model names, or all")
+    parser.add_argument("--task", default="listops")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repo", type=Path, default=REPO, help="checkout to measure")
+    parser.add_argument("--out", type=Path, default=None, help="CSV to write")
+    args = parser.parse_args()
+    repo = args.repo.resolve()
+    models = (
+        sorted(p.stem for p in (repo / "conf" / "model").glob("*.yaml"))
+        if args.models == "all"
+        else [m.strip() for m in args.models.split(",") if m.strip()]
+    )
+    header = (
+        f"mini {args.task} training steps/s, {args.steps} steps, {args.threads} threads, "
+        f"commit {commit_of(repo)}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M %Z')}"
+    )
+    print(header)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for model in models:
+            row = measure(repo, model, args.task, args.steps, args.threads, Path(scratch))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    base = next(
+        (
+            r["steps_per_second"]
+            for r in rows
+            if r["model"] == "transformer" and r.get("steps_per_second")
+        ),
+        None,
+    )
+    for row in rows:
+        if base and row.get("steps_per_second"):
+            row["vs_transformer"] = round(row["steps_per_second"] / base, 3)
+    print("\n| model | steps/s | vs transformer | wall s |\n|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['model']} | {row.get('steps_per_second', row['status'])} | {row.get('vs_transformer', '-')} | {row['wall_s']} |"
+        )
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        fields = [
+            "model",
+            "status",
+            "steps_per_second",
+            "vs_transformer",
+            "wall_s",
+            "threads",
+            "kernel_backends",
+            "error",
+        ]
+        with open(args.out, "w", newline="") as handle:
+            handle.write(f"# {header}\n")
+            writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
