@@ -1,30 +1,35 @@
 """The selective scan (reference.py for the recurrence) as Triton kernels, forward and backward,
 in the manner of Mamba's CUDA kernel: sequential in time, parallel over batch rows and channels.
 
-Grid: one program per (block of BLOCK_D channels, batch row), both passes. A program keeps its
-(BLOCK_D, N) state in fp32 registers and walks time one step at a time, loading u_t, delta_t
-(BLOCK_D contiguous channels) and B_t, C_t (N values) per step; the next step's inputs are loaded
-before the current step is computed, so that the loads' latency overlaps the arithmetic. Channels
-never interact, so this needs no communication; B_t and C_t are shared by all channels of a row.
+Grid: one single-warp program per (block of BLOCK_D channels, batch row), in both passes. A
+program keeps its state as an (N, BLOCK_D) fp32 tile in registers and walks time one step at a
+time, loading u_t, delta_t (BLOCK_D contiguous channels) and B_t, C_t (N values, shared by all
+channels of the row); the next step's inputs are loaded before the current step computes, so
+their latency overlaps the arithmetic. The tile's lanes run along channels, so each lane holds
+<= 8 of one channel's states and the sums over n take one or two shuffles (see `_tiling`);
+channels never interact. The walk is latency-bound, not bandwidth-bound: its speed comes from
+having enough warps resident, hence small channel blocks.
 
-Stored by the forward: y, the final state, and the state entering each chunk of `chunk_size`
-steps, (b, ceil(L / T), d, n) fp32: O(B L D N / T), never the (b, l, d, n) per-step states that
-autograd would keep (what the backward also saves: the inputs u, delta, A, B, C, D).
+Stored by the forward: y, the final state, and the state entering each chunk of T =
+`chunk_size` steps, (b, ceil(L / T), n, d) fp32: B L D N / T values, never the (b, l, d, n)
+per-step states that autograd would keep. The backward also saves the inputs u, delta, A, B, C, D.
 
 Recomputed by the backward, which walks the chunks in reverse: each chunk's per-step states,
-forward from its stored entering state into a per-program scratch of T x BLOCK_D x N fp32 in
-global memory (written and read back by the same program, so it stays in L1/L2; B d T N fp32 in
-all, one chunk's worth), then the adjoint recurrence backwards through the chunk:
+forward from its stored entering state into a scratch of T x N x BLOCK_D fp32 per program in
+global memory (written and read back by the same warp, so it stays in L1/L2; about B d T N fp32
+in all, one chunk of states), then the adjoint recurrence backwards through the chunk
+(lambda = dL/dh_t, starting from the final state's gradient):
 
-    lambda_t = exp(delta_{t+1} A) lambda_{t+1} + gy_t C_t        (lambda = dL/dh_t, fp32)
+    lambda_t = exp(delta_{t+1} A) lambda_{t+1} + gy_t C_t
     du_t = delta_t sum_n lambda_t B_t + D gy_t,   dB_t = sum_d lambda_t delta_t u_t,
     dC_t = sum_d gy_t h_t,   g = lambda_t h_{t-1} exp(delta_t A),
     ddelta_t = sum_n g A + u_t sum_n lambda_t B_t,   dA += g delta_t,   dD += gy_t u_t
 
-and d(initial state) = exp(delta_0 A) lambda_0. Reductions are deterministic partial buffers
-summed in torch: dA and dD per batch row, (b, d, n) and (b, d); dB and dC, which every channel
-block contributes to, per channel block, (ceil(d / BLOCK_D), b, l, n) fp32 (about the size of
-u in fp32 for N = 16, BLOCK_D = 32), where atomics would make the result depend on timing.
+and d(initial state) = exp(delta_0 A) lambda_0. The state is not run backwards (h_{t-1} from
+h_t would divide by exp(delta A), which underflows), hence the scratch. Reductions go through
+deterministic fp32 partial buffers summed in torch, not atomics: dA and dD per batch row,
+(b, d, n) and (b, d); dB and dC, which every channel block of a row adds to, per channel block,
+(ceil(d / BLOCK_D), b, l, n) each, as large as u in fp32 when N = BLOCK_D = 16.
 
 Inputs of any float dtype and any strides are read in place and upcast in registers; every
 accumulation is fp32. Padding needs nothing here: the mixers pass delta = 0 there, which leaves
@@ -81,44 +86,39 @@ def _scan_forward_kernel(
     STORE_STATES: tl.constexpr,
 ):
     """y (b, l, d), final state (b, d, n) and, if STORE_STATES, the state entering each chunk
-    (b, n_chunks, d, n) fp32; outputs contiguous."""
+    (b, n_chunks, n, d) fp32; outputs contiguous. Tiles are (BLOCK_N, BLOCK_D)."""
     block = tl.program_id(0)
     row = tl.program_id(1).to(tl.int64)
     offs_d = block * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, BLOCK_N)
     mask_d = offs_d < channels
     mask_n = offs_n < state_size
-    mask_dn = mask_d[:, None] & mask_n[None, :]
+    mask_nd = mask_n[:, None] & mask_d[None, :]
     A = tl.load(
-        A_ptr + offs_d[:, None] * stride_A_d + offs_n[None, :] * stride_A_n, mask=mask_dn, other=0.0
+        A_ptr + offs_n[:, None] * stride_A_n + offs_d[None, :] * stride_A_d, mask=mask_nd, other=0.0
     ).to(tl.float32)
     if HAS_D:
         skip = tl.load(D_ptr + offs_d * stride_D, mask=mask_d, other=0.0).to(tl.float32)
     else:
         skip = tl.zeros((BLOCK_D,), dtype=tl.float32)
     if HAS_H0:
-        h = tl.load(
-            h0_ptr
-            + row * stride_h0_b
-            + offs_d[:, None] * stride_h0_d
-            + offs_n[None, :] * stride_h0_n,
-            mask=mask_dn,
-            other=0.0,
-        ).to(tl.float32)
+        h0_at = h0_ptr + row * stride_h0_b
+        h0_at += offs_n[:, None] * stride_h0_n + offs_d[None, :] * stride_h0_d
+        h = tl.load(h0_at, mask=mask_nd, other=0.0).to(tl.float32)
     else:
-        h = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+        h = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
     # Step t's inputs are at these pointers + t * (the time stride).
     u_at = u_ptr + row * stride_u_b + offs_d * stride_u_d
     delta_at = delta_ptr + row * stride_delta_b + offs_d * stride_delta_d
     B_at = B_ptr + row * stride_B_b + offs_n * stride_B_n
     C_at = C_ptr + row * stride_C_b + offs_n * stride_C_n
-    y_row = y_ptr + row * length * channels
-    state_tile = offs_d[:, None] * state_size + offs_n[None, :]
+    y_at = y_ptr + row * length * channels + offs_d
     n_chunks = tl.cdiv(length, CHUNK)
+    states_at = states_ptr + row * n_chunks * state_size * channels
+    states_at += offs_n[:, None] * channels + offs_d[None, :]
     for chunk in range(0, n_chunks):
         if STORE_STATES:
-            entering = states_ptr + (row * n_chunks + chunk) * channels * state_size
-            tl.store(entering + state_tile, h, mask=mask_dn)
+            tl.store(states_at + chunk * state_size * channels, h, mask=mask_nd)
         start = chunk * CHUNK
         end = tl.minimum(start + CHUNK, length)
         u = tl.load(u_at + start * stride_u_l, mask=mask_d, other=0.0).to(tl.float32)
@@ -133,13 +133,14 @@ def _scan_forward_kernel(
             delta_next = tl.load(delta_at + following * stride_delta_l, mask=valid_d, other=0.0)
             b_next = tl.load(B_at + following * stride_B_l, mask=valid_n, other=0.0)
             c_next = tl.load(C_at + following * stride_C_l, mask=valid_n, other=0.0)
-            h = tl.exp(delta[:, None] * A) * h + (delta * u)[:, None] * b[None, :]
-            y = tl.sum(h * c[None, :], axis=1) + skip * u
-            tl.store(y_row + t * channels + offs_d, y.to(y_ptr.dtype.element_ty), mask=mask_d)
+            h = tl.exp(A * delta[None, :]) * h + b[:, None] * (delta * u)[None, :]
+            y = tl.sum(h * c[:, None], axis=0) + skip * u
+            tl.store(y_at + t * channels, y.to(y_ptr.dtype.element_ty), mask=mask_d)
             u, delta = u_next.to(tl.float32), delta_next.to(tl.float32)
             b, c = b_next.to(tl.float32), c_next.to(tl.float32)
-    final = final_ptr + row * channels * state_size + state_tile
-    tl.store(final, h.to(final_ptr.dtype.element_ty), mask=mask_dn)
+    final_at = final_ptr + row * channels * state_size
+    final_at += offs_n[:, None] + offs_d[None, :] * state_size
+    tl.store(final_at, h.to(final_ptr.dtype.element_ty), mask=mask_nd)
 
 
 @triton.jit
@@ -194,7 +195,8 @@ def _scan_backward_kernel(
 ):
     """Gradients of one (channel block, batch row): grad_u, grad_delta (b, l, d) and
     grad_h0 (b, d, n) directly; grad_A (b, d, n), grad_D (b, d) per row and grad_B, grad_C
-    (n_blocks, b, l, n) per channel block, fp32 partial sums for the caller to reduce."""
+    (n_blocks, b, l, n) per channel block, fp32 partial sums for the caller to reduce.
+    Tiles are (BLOCK_N, BLOCK_D); states (b, n_chunks, n, d) from the forward."""
     block = tl.program_id(0)
     row = tl.program_id(1).to(tl.int64)
     n_blocks = tl.num_programs(0)
@@ -202,26 +204,21 @@ def _scan_backward_kernel(
     offs_n = tl.arange(0, BLOCK_N)
     mask_d = offs_d < channels
     mask_n = offs_n < state_size
-    mask_dn = mask_d[:, None] & mask_n[None, :]
+    mask_nd = mask_n[:, None] & mask_d[None, :]
     A = tl.load(
-        A_ptr + offs_d[:, None] * stride_A_d + offs_n[None, :] * stride_A_n, mask=mask_dn, other=0.0
+        A_ptr + offs_n[:, None] * stride_A_n + offs_d[None, :] * stride_A_d, mask=mask_nd, other=0.0
     ).to(tl.float32)
     if HAS_D:
         skip = tl.load(D_ptr + offs_d * stride_D, mask=mask_d, other=0.0).to(tl.float32)
     else:
         skip = tl.zeros((BLOCK_D,), dtype=tl.float32)
     if HAS_GRAD_FINAL:
-        adjoint = tl.load(
-            grad_final_ptr
-            + row * stride_gf_b
-            + offs_d[:, None] * stride_gf_d
-            + offs_n[None, :] * stride_gf_n,
-            mask=mask_dn,
-            other=0.0,
-        ).to(tl.float32)
+        gf_at = grad_final_ptr + row * stride_gf_b
+        gf_at += offs_n[:, None] * stride_gf_n + offs_d[None, :] * stride_gf_d
+        adjoint = tl.load(gf_at, mask=mask_nd, other=0.0).to(tl.float32)
     else:
-        adjoint = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
-    grad_A = tl.zeros((BLOCK_D, BLOCK_N), dtype=tl.float32)
+        adjoint = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+    grad_A = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
     grad_D = tl.zeros((BLOCK_D,), dtype=tl.float32)
     # Step t's inputs are at these pointers + t * (the time stride).
     u_at = u_ptr + row * stride_u_b + offs_d * stride_u_d
@@ -229,19 +226,21 @@ def _scan_backward_kernel(
     B_at = B_ptr + row * stride_B_b + offs_n * stride_B_n
     C_at = C_ptr + row * stride_C_b + offs_n * stride_C_n
     gy_at = grad_y_ptr + row * stride_gy_b + offs_d * stride_gy_d
-    out_row = row * length * channels  # grad_u, grad_delta: contiguous (b, l, d)
-    part_row = (block * batch + row) * length * state_size  # grad_B, grad_C partials
-    state_tile = offs_d[:, None] * state_size + offs_n[None, :]
-    # The scratch is dense (padded lanes included) and private to this program: no masks.
-    scratch = scratch_ptr + (row * n_blocks + block) * (CHUNK * BLOCK_D * BLOCK_N)
-    scratch_tile = tl.arange(0, BLOCK_D)[:, None] * BLOCK_N + offs_n[None, :]
+    grad_u_at = grad_u_ptr + row * length * channels + offs_d  # contiguous (b, l, d)
+    grad_delta_at = grad_delta_ptr + row * length * channels + offs_d
+    part = (block * batch + row) * length * state_size + offs_n  # (n_blocks, b, l, n) partials
+    grad_B_at, grad_C_at = grad_B_part_ptr + part, grad_C_part_ptr + part
     n_chunks = tl.cdiv(length, CHUNK)
+    states_at = states_ptr + row * n_chunks * state_size * channels
+    states_at += offs_n[:, None] * channels + offs_d[None, :]
+    # The scratch is dense (padded lanes included) and private to this program: no masks.
+    scratch = scratch_ptr + (row * n_blocks + block) * (CHUNK * BLOCK_N * BLOCK_D)
+    scratch += tl.arange(0, BLOCK_N)[:, None] * BLOCK_D + tl.arange(0, BLOCK_D)[None, :]
     for reversed_chunk in range(0, n_chunks):
         chunk = n_chunks - 1 - reversed_chunk
         start = chunk * CHUNK
         end = tl.minimum(start + CHUNK, length)
-        entering = states_ptr + (row * n_chunks + chunk) * channels * state_size
-        h = tl.load(entering + state_tile, mask=mask_dn, other=0.0)
+        h = tl.load(states_at + chunk * state_size * channels, mask=mask_nd, other=0.0)
         # Recompute: the state entering every step of the chunk, into the scratch.
         u = tl.load(u_at + start * stride_u_l, mask=mask_d, other=0.0).to(tl.float32)
         delta = tl.load(delta_at + start * stride_delta_l, mask=mask_d, other=0.0).to(tl.float32)
@@ -253,10 +252,10 @@ def _scan_backward_kernel(
             u_next = tl.load(u_at + following * stride_u_l, mask=valid_d, other=0.0)
             delta_next = tl.load(delta_at + following * stride_delta_l, mask=valid_d, other=0.0)
             b_next = tl.load(B_at + following * stride_B_l, mask=valid_n, other=0.0)
-            tl.store(scratch + (t - start) * (BLOCK_D * BLOCK_N) + scratch_tile, h)
-            h = tl.exp(delta[:, None] * A) * h + (delta * u)[:, None] * b[None, :]
+            tl.store(scratch + (t - start) * (BLOCK_N * BLOCK_D), h)
+            h = tl.exp(A * delta[None, :]) * h + b[:, None] * (delta * u)[None, :]
             u, delta, b = u_next.to(tl.float32), delta_next.to(tl.float32), b_next.to(tl.float32)
-        # The scratch is read back by other threads of this program than those that wrote it.
+        # The scratch may be read back by other threads of this program than those that wrote it.
         tl.debug_barrier()
         # Adjoint: backwards through the chunk.
         last = end - 1
@@ -275,49 +274,48 @@ def _scan_backward_kernel(
             b_next = tl.load(B_at + following * stride_B_l, mask=valid_n, other=0.0)
             c_next = tl.load(C_at + following * stride_C_l, mask=valid_n, other=0.0)
             gy_next = tl.load(gy_at + following * stride_gy_l, mask=valid_d, other=0.0)
-            h_prev = tl.load(scratch + (t - start) * (BLOCK_D * BLOCK_N) + scratch_tile)
-            decay = tl.exp(delta[:, None] * A)
+            h_prev = tl.load(scratch + (t - start) * (BLOCK_N * BLOCK_D))
+            decay = tl.exp(A * delta[None, :])
             drive = delta * u
-            h = decay * h_prev + drive[:, None] * b[None, :]
-            adjoint += gy[:, None] * c[None, :]
-            adjoint_b = tl.sum(adjoint * b[None, :], axis=1)
+            h = decay * h_prev + b[:, None] * drive[None, :]
+            adjoint += c[:, None] * gy[None, :]
+            adjoint_b = tl.sum(adjoint * b[:, None], axis=0)
             grad_decay = adjoint * h_prev * decay  # dL/d(delta A), element-wise
             grad_u = delta * adjoint_b + skip * gy
-            grad_delta = tl.sum(grad_decay * A, axis=1) + u * adjoint_b
-            grad_A += grad_decay * delta[:, None]
+            grad_delta = tl.sum(grad_decay * A, axis=0) + u * adjoint_b
+            grad_A += grad_decay * delta[None, :]
             grad_D += gy * u
-            grad_b = tl.sum(adjoint * drive[:, None], axis=0)
-            grad_c = tl.sum(h * gy[:, None], axis=0)
-            out = out_row + t * channels + offs_d
-            tl.store(grad_u_ptr + out, grad_u.to(grad_u_ptr.dtype.element_ty), mask=mask_d)
-            tl.store(
-                grad_delta_ptr + out, grad_delta.to(grad_delta_ptr.dtype.element_ty), mask=mask_d
-            )
-            part = part_row + t * state_size + offs_n
-            tl.store(grad_B_part_ptr + part, grad_b, mask=mask_n)
-            tl.store(grad_C_part_ptr + part, grad_c, mask=mask_n)
+            grad_b = tl.sum(adjoint * drive[None, :], axis=1)
+            grad_c = tl.sum(h * gy[None, :], axis=1)
+            tl.store(grad_u_at + t * channels, grad_u.to(grad_u_ptr.dtype.element_ty), mask=mask_d)
+            grad_delta = grad_delta.to(grad_delta_ptr.dtype.element_ty)
+            tl.store(grad_delta_at + t * channels, grad_delta, mask=mask_d)
+            tl.store(grad_B_at + t * state_size, grad_b, mask=mask_n)
+            tl.store(grad_C_at + t * state_size, grad_c, mask=mask_n)
             adjoint = decay * adjoint
             u, delta = u_next.to(tl.float32), delta_next.to(tl.float32)
             b, c, gy = b_next.to(tl.float32), c_next.to(tl.float32), gy_next.to(tl.float32)
         # The next chunk's recompute overwrites what other threads may still be reading.
         tl.debug_barrier()
-    row_tile = row * channels * state_size + state_tile
-    tl.store(grad_h0_ptr + row_tile, adjoint, mask=mask_dn)
-    tl.store(grad_A_part_ptr + row_tile, grad_A, mask=mask_dn)
+    per_row = row * channels * state_size + offs_n[:, None] + offs_d[None, :] * state_size
+    tl.store(grad_h0_ptr + per_row, adjoint, mask=mask_nd)
+    tl.store(grad_A_part_ptr + per_row, grad_A, mask=mask_nd)
     tl.store(grad_D_part_ptr + row * channels + offs_d, grad_D, mask=mask_d)
 
 
-def _tiling(batch: int, channels: int, state_size: int) -> tuple[int, int, int]:
-    """(BLOCK_D, BLOCK_N, num_warps). A program's (BLOCK_D, BLOCK_N) fp32 tiles (the state, and
-    in the backward the adjoint and dA too) stay in registers up to 1024 elements; smaller
-    channel blocks while the grid would have fewer than ~4 programs per H200 SM (the time walk
-    is latency-bound, and more resident programs hide it)."""
+def _tiling(batch: int, channels: int, state_size: int) -> tuple[int, int]:
+    """(BLOCK_D, BLOCK_N) for programs of one warp. Triton lays a (BLOCK_N, BLOCK_D) tile's 32
+    lanes along d first, so a warp gives each channel 32 / BLOCK_D lanes, each holding
+    BLOCK_N * BLOCK_D / 32 of its states. At most 8 states per lane: with 16 (all of N = 16 in
+    one thread) the backward spills on sm_90 (ptxas: 254 registers); fewer lanes per channel
+    mean fewer shuffles in the sums over n, more lanes mean more warps where batch x channels
+    is small, which the walk over time needs to hide its latency (~8 warps per H200 SM)."""
     block_n = triton.next_power_of_2(state_size)
-    block_d = min(triton.next_power_of_2(channels), max(8, 1024 // block_n))
-    while block_d > 8 and batch * triton.cdiv(channels, block_d) < 512:
-        block_d //= 2
-    num_warps = max(1, min(4, block_d * block_n // 256))
-    return block_d, block_n, num_warps
+    lanes = max(1, block_n // 8)  # lanes per channel
+    while lanes < min(block_n // 2, 32) and batch * channels * lanes < 32 * 1024:
+        lanes *= 2
+    block_d = max(1, min(32 // lanes, triton.next_power_of_2(channels)))
+    return block_d, block_n
 
 
 def _check(u, delta, A, B, C, D, initial_state) -> None:
@@ -339,23 +337,31 @@ def _check(u, delta, A, B, C, D, initial_state) -> None:
             raise ValueError(f"selective_scan_triton: {name} on {tensor.device}, u on {u.device}")
 
 
+def _promoted(*tensors) -> torch.dtype:
+    """The dtype torch's type promotion gives the non-None tensors."""
+    present = [t for t in tensors if t is not None]
+    dtype = present[0].dtype
+    for tensor in present[1:]:
+        dtype = torch.promote_types(dtype, tensor.dtype)
+    return dtype
+
+
 def _forward(u, delta, A, B, C, D, initial_state, chunk_size: int, store_states: bool):
-    """(y (b, l, d), final state (b, d, n), entering states (b, n_chunks, d, n) fp32 or None)."""
+    """(y (b, l, d), final state (b, d, n), entering states (b, n_chunks, n, d) fp32 or None)."""
     batch, length, channels = u.shape
     state_size = A.shape[-1]
-    inputs = [t for t in (u, delta, A, B, C, D, initial_state) if t is not None]
-    out_dtype = inputs[0].dtype
-    for tensor in inputs[1:]:
-        out_dtype = torch.promote_types(out_dtype, tensor.dtype)
-    y = torch.empty(batch, length, channels, device=u.device, dtype=out_dtype)
-    final = torch.empty(batch, channels, state_size, device=u.device, dtype=out_dtype)
+    # The reference's dtypes: D reaches y only.
+    state_dtype = _promoted(u, delta, A, B, C, initial_state)
+    y_dtype = _promoted(u, delta, A, B, C, initial_state, D)
+    y = torch.empty(batch, length, channels, device=u.device, dtype=y_dtype)
+    final = torch.empty(batch, channels, state_size, device=u.device, dtype=state_dtype)
     n_chunks = triton.cdiv(length, chunk_size)
     states = None
     if store_states:
         states = torch.empty(
-            batch, n_chunks, channels, state_size, device=u.device, dtype=torch.float32
+            batch, n_chunks, state_size, channels, device=u.device, dtype=torch.float32
         )
-    block_d, block_n, num_warps = _tiling(batch, channels, state_size)
+    block_d, block_n = _tiling(batch, channels, state_size)
     grid = (triton.cdiv(channels, block_d), batch)
     skip = D if D is not None else u  # never read when HAS_D is False
     h0 = initial_state if initial_state is not None else final  # likewise
@@ -366,7 +372,7 @@ def _forward(u, delta, A, B, C, D, initial_state, chunk_size: int, store_states:
         skip.stride(0), *h0.stride(),
         CHUNK=chunk_size, BLOCK_D=block_d, BLOCK_N=block_n,
         HAS_D=D is not None, HAS_H0=initial_state is not None, STORE_STATES=store_states,
-        num_warps=num_warps,
+        num_warps=1,
     )  # fmt: skip
     return y, final, states
 
@@ -375,7 +381,7 @@ def _backward(u, delta, A, B, C, D, states, grad_y, grad_final, chunk_size: int)
     """(grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D or None, grad_h0 fp32)."""
     batch, length, channels = u.shape
     state_size = A.shape[-1]
-    block_d, block_n, num_warps = _tiling(batch, channels, state_size)
+    block_d, block_n = _tiling(batch, channels, state_size)
     n_blocks = triton.cdiv(channels, block_d)
     f32 = {"device": u.device, "dtype": torch.float32}
     grad_u = torch.empty(batch, length, channels, device=u.device, dtype=u.dtype)
@@ -396,7 +402,7 @@ def _backward(u, delta, A, B, C, D, states, grad_y, grad_final, chunk_size: int)
         *grad_y.stride(), *final.stride(),
         CHUNK=chunk_size, BLOCK_D=block_d, BLOCK_N=block_n,
         HAS_D=D is not None, HAS_GRAD_FINAL=grad_final is not None,
-        num_warps=num_warps,
+        num_warps=1,
     )  # fmt: skip
     grad_A = grad_A_part.sum(0).to(A.dtype)
     grad_B = grad_B_part.sum(0).to(B.dtype)
