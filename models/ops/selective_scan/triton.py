@@ -319,6 +319,7 @@ def _tiling(batch: int, channels: int, state_size: int) -> tuple[int, int]:
 
 
 def _check(u, delta, A, B, C, D, initial_state) -> None:
+    """Shapes and devices as the reference expects them (a kernel would read out of bounds)."""
     batch, length, channels = u.shape
     state_size = A.shape[-1]
     expected = {
@@ -330,10 +331,15 @@ def _check(u, delta, A, B, C, D, initial_state) -> None:
         "initial_state": (initial_state, (batch, channels, state_size)),
     }
     for name, (tensor, shape) in expected.items():
-        if tensor is not None and tuple(tensor.shape) != shape:
-            raise ValueError(f"selective_scan_triton: {name} has shape {tuple(tensor.shape)}, "
-                             f"expected {shape} from u {tuple(u.shape)} and A {tuple(A.shape)}")  # fmt: skip
-        if tensor is not None and tensor.device != u.device:
+        if tensor is None:
+            continue
+        if tuple(tensor.shape) != shape:
+            given = f"u {tuple(u.shape)} and A {tuple(A.shape)}"
+            raise ValueError(
+                f"selective_scan_triton: {name} has shape {tuple(tensor.shape)}, "
+                f"expected {shape} from {given}"
+            )
+        if tensor.device != u.device:
             raise ValueError(f"selective_scan_triton: {name} on {tensor.device}, u on {u.device}")
 
 
@@ -393,13 +399,13 @@ def _backward(u, delta, A, B, C, D, states, grad_y, grad_final, chunk_size: int)
     grad_h0 = torch.empty(batch, channels, state_size, **f32)
     scratch = torch.empty(batch * n_blocks * chunk_size * block_d * block_n, **f32)
     skip = D if D is not None else u  # never read when HAS_D is False
-    final = grad_final if grad_final is not None else grad_h0  # likewise
+    given_final = grad_final if grad_final is not None else grad_h0  # likewise
     _scan_backward_kernel[(n_blocks, batch)](
-        u, delta, A, B, C, skip, states, grad_y, final,
+        u, delta, A, B, C, skip, states, grad_y, given_final,
         grad_u, grad_delta, grad_A_part, grad_B_part, grad_C_part, grad_D_part, grad_h0, scratch,
         batch, length, channels, state_size,
         *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), skip.stride(0),
-        *grad_y.stride(), *final.stride(),
+        *grad_y.stride(), *given_final.stride(),
         CHUNK=chunk_size, BLOCK_D=block_d, BLOCK_N=block_n,
         HAS_D=D is not None, HAS_GRAD_FINAL=grad_final is not None,
         num_warps=1,
