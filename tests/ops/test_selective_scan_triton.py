@@ -2,9 +2,15 @@
 and channel blocks in one sequence, an initial state without the D skip, non-contiguous and
 flipped inputs, bf16 and mixed dtypes, one output unused, the no-grad path, the memory the
 forward keeps for the backward, and the Mamba mixer on it. On CPU the kernels run in Triton's
-interpreter (tests/conftest.py), so shapes stay small."""
+interpreter (tests/conftest.py), so shapes stay small; that the kernels also compile for the
+H200 (sm_90) is checked without a GPU, with Triton's own compiler and ptxas."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +20,7 @@ from models.ops.dispatch import backend_override, triton_runs_here
 from models.ops.selective_scan import OP, selective_scan
 from tests.ops.compare import TOLERANCE, relative_rmse
 
+REPO = Path(__file__).resolve().parents[2]
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 pytestmark = pytest.mark.skipif(
     triton_runs_here([torch.empty(0, device=DEVICE)]) is not None,
@@ -181,3 +188,66 @@ def test_mamba_mixer_on_the_triton_scan_matches_its_reference():
     assert relative_rmse(out.detach().cpu(), expected.detach().cpu()) <= 1e-5
     for got, param in zip(grads, mixer.parameters()):
         assert relative_rmse(got.cpu(), param.grad.cpu()) <= 1e-4
+
+
+# Compiles constexpr variants of both kernels for sm_90 (argv: input dtype, "every" or "corners"),
+# the internal buffers in fp32 as the wrappers give them. No GPU is needed (Triton's own ptxas), but
+# Triton must not be in interpreter mode, which is fixed when it is first imported: a subprocess.
+COMPILE_VARIANTS = """
+import itertools, sys
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from models.ops.selective_scan import triton as kernels
+
+dtype = sys.argv[1]
+fp32_buffers = {"states_ptr", "scratch_ptr", "grad_h0_ptr"}
+fp32_buffers |= {f"grad_{x}_part_ptr" for x in "ABCD"}
+
+def compile_variant(kernel, constexprs):
+    signature = {}
+    for name in kernel.arg_names:
+        if name in constexprs:
+            signature[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            signature[name] = "*" + ("fp32" if name in fp32_buffers else dtype)
+        else:
+            signature[name] = "i32"
+    source = ASTSource(fn=kernel, signature=signature, constexprs=constexprs)
+    compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32), options={"num_warps": 1})
+    assert compiled.asm["cubin"]
+
+tiles = {"CHUNK": 64, "BLOCK_D": 16, "BLOCK_N": 16}
+every = sys.argv[2] == "every"  # else only the all-on and all-off variants
+for has_d, has_h0, store in itertools.product([True, False], repeat=3):
+    if every or has_d == has_h0 == store:
+        flags = {"HAS_D": has_d, "HAS_H0": has_h0, "STORE_STATES": store}
+        compile_variant(kernels._scan_forward_kernel, {**tiles, **flags})
+for has_d, has_grad_final in itertools.product([True, False], repeat=2):
+    if every or has_d == has_grad_final:
+        flags = {"HAS_D": has_d, "HAS_GRAD_FINAL": has_grad_final}
+        compile_variant(kernels._scan_backward_kernel, {**tiles, **flags})
+"""
+
+
+def compile_for_hopper(dtype: str, variants: str, cache: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = str(REPO)
+    env["TRITON_CACHE_DIR"] = str(cache)  # compile, never read a cached binary
+    done = subprocess.run(
+        [sys.executable, "-c", COMPILE_VARIANTS, dtype, variants],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_kernels_compile_for_hopper(tmp_path):
+    # The interpreter runs Python, not the compiler: it lets through what compiling refuses (a
+    # loop-carried value whose dtype changes, say). bf16 inputs, flags all on and all off.
+    compile_for_hopper("bf16", "corners", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["bf16", "fp16", "fp32"])
+def test_every_kernel_variant_compiles_for_hopper(dtype, tmp_path):
+    compile_for_hopper(dtype, "every", tmp_path)

@@ -241,6 +241,7 @@ def _scan_backward_kernel(
         start = chunk * CHUNK
         end = tl.minimum(start + CHUNK, length)
         h = tl.load(states_at + chunk * state_size * channels, mask=mask_nd, other=0.0)
+        h = h.to(tl.float32)
         # Recompute: the state entering every step of the chunk, into the scratch.
         u = tl.load(u_at + start * stride_u_l, mask=mask_d, other=0.0).to(tl.float32)
         delta = tl.load(delta_at + start * stride_delta_l, mask=mask_d, other=0.0).to(tl.float32)
