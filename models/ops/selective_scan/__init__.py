@@ -1,22 +1,29 @@
 """The selective scan of Mamba: h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t, y_t = C_t h_t + D u_t.
 
 Backends: `reference` (one step at a time, the oracle), `chunked` (the loop in chunks recomputed
-in the backward, O(B L (D + N)) memory).
+in the backward, O(B L (D + N)) memory), `triton` (GPU kernels, sequential in time, parallel over
+batch and channel blocks; the backward recomputes each chunk's states).
 """
 
 from __future__ import annotations
 
 import torch
 
-from models.ops.dispatch import Backend, KernelOp
+from models.ops.dispatch import Backend, KernelOp, triton_runs_here
 
 OP = KernelOp(
     "selective_scan",
     [
         Backend("reference", "models.ops.selective_scan.reference:selective_scan_reference"),
         Backend("chunked", "models.ops.selective_scan.chunked:selective_scan_chunked"),
+        Backend(
+            "triton",
+            "models.ops.selective_scan.triton:selective_scan_triton",
+            available=triton_runs_here,
+            compiled=True,
+        ),
     ],
-    auto={"cuda": ("chunked",), "cpu": ("chunked",)},
+    auto={"cuda": ("triton", "chunked"), "cpu": ("chunked",)},
 )
 
 
