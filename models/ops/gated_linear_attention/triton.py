@@ -123,11 +123,20 @@ class _Tiling:
         self.chunk = min(kernel_chunk, max(BAND, triton.next_power_of_2(self.length)))
         self.chunks = triton.cdiv(self.length, self.chunk)
         self.bands = self.chunks * (self.chunk // BAND)
-        self.block_k = min(64, max(16, triton.next_power_of_2(self.key_width)))
-        self.block_v = min(64, max(16, triton.next_power_of_2(self.value_width)))
+        self.block_k = _block(self.key_width, 64)
+        self.block_v = _block(self.value_width, 64)
         self.k_blocks = triton.cdiv(self.key_width, self.block_k)
-        self.band_k_blocks = triton.cdiv(self.key_width, BAND_K)
         self.v_blocks = triton.cdiv(self.value_width, self.block_v)
+        self.band_k_blocks = triton.cdiv(self.key_width, BAND_K)
+        # The walks over the chunks are sequential per program: smaller state blocks give more
+        # programs ((K / 32) (V / 32) bh) to fill the GPU.
+        self.walk_k = _block(self.key_width, 32)
+        self.walk_v = _block(self.value_width, 32)
+        self.walk_grid = (
+            triton.cdiv(self.key_width, self.walk_k),
+            triton.cdiv(self.value_width, self.walk_v),
+            self.rows,
+        )
         # The interpreter computes bf16 wrongly: it gets float32 operands. On CUDA, 16-bit inputs
         # meet the tensor cores in their own dtype (float32 accumulation), as in fla.
         low = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
@@ -135,6 +144,7 @@ class _Tiling:
 
     @property
     def sizes(self) -> dict:
+        """The constexpr sizes of the kernels that work on one chunk per program."""
         return {
             "K": self.key_width,
             "V": self.value_width,
@@ -142,6 +152,16 @@ class _Tiling:
             "BK": self.block_k,
             "BV": self.block_v,
         }
+
+    @property
+    def walk_sizes(self) -> dict:
+        """The constexpr sizes of the kernels that walk over the chunks."""
+        return {**self.sizes, "BK": self.walk_k, "BV": self.walk_v}
+
+
+def _block(width: int, largest: int) -> int:
+    """A power-of-two block >= 16 (the smallest tl.dot) covering width, at most `largest`."""
+    return min(largest, max(16, triton.next_power_of_2(width)))
 
 
 def _forward(q, k, v, log_decay, bonus, initial_state, tiling: _Tiling):
@@ -161,7 +181,7 @@ def _forward(q, k, v, log_decay, bonus, initial_state, tiling: _Tiling):
     intra_chunk_scores_kernel[(t.bands, t.rows)](
         q, k, _or(cumulative, q), _or(query_cumulative, q), _or(bonus, q), scores,
         t.length, t.heads, K=t.key_width, BT=t.chunk, BC=BAND, BK=BAND_K,
-        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DOT=t.dot, num_warps=2,
+        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DOT=t.dot, num_warps=4,
     )  # fmt: skip
     o = torch.empty(v.shape, device=q.device, dtype=q.dtype)
     chunk_output_kernel[(t.v_blocks, t.chunks, t.rows)](
@@ -176,9 +196,9 @@ def _states(k, v, cumulative, initial_state, t: _Tiling) -> torch.Tensor:
     states = torch.empty(
         t.rows, t.chunks + 1, t.key_width, t.value_width, device=k.device, dtype=torch.float32
     )
-    chunk_states_kernel[(t.k_blocks, t.v_blocks, t.rows)](
+    chunk_states_kernel[t.walk_grid](
         k, v, _or(cumulative, k), _or(initial_state, k), states, t.length, t.chunks,
-        **t.sizes, HAS_DECAY=cumulative is not None, HAS_INITIAL=initial_state is not None,
+        **t.walk_sizes, HAS_DECAY=cumulative is not None, HAS_INITIAL=initial_state is not None,
         DOT=t.dot, num_warps=4,
     )  # fmt: skip
     return states
@@ -195,9 +215,9 @@ def _backward(saved, do, final_grad, t: _Tiling):
         t.rows, t.chunks, t.key_width, t.value_width, device=device, dtype=torch.float32
     )
     dinitial = None if initial_state is None else torch.empty_like(initial_state)
-    chunk_state_gradients_kernel[(t.k_blocks, t.v_blocks, t.rows)](
+    chunk_state_gradients_kernel[t.walk_grid](
         q, do, _or(cumulative, q), _or(query_cumulative, q), _or(final_grad, q), dstates,
-        _or(dinitial, q), t.length, t.chunks, **t.sizes, HAS_DECAY=has_decay,
+        _or(dinitial, q), t.length, t.chunks, **t.walk_sizes, HAS_DECAY=has_decay,
         HAS_FINAL_GRAD=final_grad is not None, HAS_INITIAL=initial_state is not None,
         DOT=t.dot, num_warps=4,
     )  # fmt: skip
@@ -224,7 +244,7 @@ def _backward(saved, do, final_grad, t: _Tiling):
         dstates, dscores, dq, dk, _or(decay_terms, q), _or(bonus_terms, q),
         _or(bonus_parts, q), t.length, t.heads, t.chunks, K=t.key_width, V=t.value_width,
         BT=t.chunk, BC=BAND, BK=BAND_K, BV=t.block_v,
-        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DOT=t.dot, num_warps=2,
+        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DOT=t.dot, num_warps=4,
     )  # fmt: skip
 
     dlog_decay = None
@@ -264,7 +284,8 @@ class _GatedLinearAttention(torch.autograd.Function):
         inputs = [_prepared(x) for x in (q, k, v, log_decay, bonus, initial_state)]
         tiling = _Tiling(inputs[0], inputs[2], kernel_chunk)
         o, states, cumulative, query_cumulative, scores = _forward(*inputs, tiling)
-        final_state = states[:, -1].reshape(q.shape[0], q.shape[1], *states.shape[2:])
+        # A copy: a view would keep every chunk's state alive as long as the final state.
+        final_state = states[:, -1].reshape(q.shape[0], q.shape[1], *states.shape[2:]).clone()
         ctx.save_for_backward(*inputs, cumulative, query_cumulative, scores)
         ctx.tiling, ctx.dtypes = tiling, dtypes
         ctx.set_materialize_grads(False)
