@@ -33,26 +33,33 @@ def _inputs(b, h, length, kw, vw, decay, bonus, initial, generator, decay_scale=
     return [q, k, v, log_decay, u, s0]
 
 
-def _errors(args, use=(True, True), dtype=torch.float32, prepare=None, **options):
+def _errors(args, use=(True, True), dtype=torch.float32, prepare=None, frozen=(), **options):
     """Relative RMSE of the Triton outputs and every input gradient against the float64
     reference, for the loss sum(w_o * o) + sum(w_s * final_state) over the outputs in `use`.
-    prepare(tensor) builds the kernel's view of each input (default: a cast copy)."""
-    leaves = [None if a is None else a.clone().requires_grad_() for a in args]
+    prepare(tensor) builds the kernel's view of each input (default: a cast copy); the inputs
+    at the indices in `frozen` take no gradient."""
+    args = [a if i not in frozen or a is None else a.detach() for i, a in enumerate(args)]
+    leaves = [
+        None if a is None else a.clone().requires_grad_(i not in frozen) for i, a in enumerate(args)
+    ]
     reference = gated_attention_reference(*leaves)
     generator = torch.Generator().manual_seed(5)
     weights = [torch.randn(r.shape, generator=generator, dtype=F64) for r in reference]
     loss = sum(w.mul(r).sum() for w, r, used in zip(weights, reference, use) if used)
-    reference_grads = _grads(loss, [a for a in leaves if a is not None])
+    reference_grads = _grads(loss, [a for a in leaves if a is not None and a.requires_grad])
 
     prepare = prepare or (lambda x: x.to(DEVICE, dtype))
-    mine = [None if a is None else a.detach().clone().requires_grad_() for a in args]
+    mine = [
+        None if a is None else a.detach().clone().requires_grad_(i not in frozen)
+        for i, a in enumerate(args)
+    ]
     inputs = [None if a is None else prepare(a) for a in mine]
     outputs = triton_kernels.gated_linear_attention_triton(*inputs, **options)
     assert all(o.dtype == inputs[0].dtype for o in outputs)
     loss = sum(
         w.to(DEVICE).mul(o.double()).sum() for w, o, used in zip(weights, outputs, use) if used
     )
-    grads = _grads(loss, [a for a in mine if a is not None])
+    grads = _grads(loss, [a for a in mine if a is not None and a.requires_grad])
     errors = {
         f"output{i}": relative_rmse(o.detach().cpu(), r.detach())
         for i, (o, r) in enumerate(zip(outputs, reference))
@@ -163,6 +170,12 @@ def test_either_output_alone_carries_the_gradient(use):
     # Autograd passes None for the unused output's gradient; the kernels take that as zero.
     g = torch.Generator().manual_seed(4)
     _assert_small(_errors(_inputs(2, 2, 70, 5, 6, True, False, True, g), use=use))
+
+
+def test_fixed_decay_takes_no_gradient():
+    # A decay that needs no gradient (RetNet's) skips the decay-gradient kernel.
+    g = torch.Generator().manual_seed(10)
+    _assert_small(_errors(_inputs(1, 2, 70, 5, 6, True, False, True, g), frozen=(3,)))
 
 
 def test_final_state_without_initial_state_or_decay():

@@ -3,52 +3,55 @@ algorithm (Yang et al., 2024, "Gated Linear Attention Transformers with Hardware
 Training"; fla/ops/gla/chunk.py and fla/ops/common/chunk_h.py), for GLA, RWKV-6 (bonus u) and
 causal linear attention (no decay). The op: reference.py.
 
-Kernels (triton_forward.py, triton_backward.py; bh = batch * heads, BT steps per chunk, NT
-chunks, BC = 16 rows per band, BK / BV blocks of the key / value width):
+Kernels (triton_forward.py, triton_backward.py; bh = batch * heads, BT = 64 steps per chunk, NT
+chunks, bands of BC = 16 rows, BK / BV <= 64 blocks of the key / value width, 32 in the walks):
   forward
-    cumulative decay   grid (NT, K/BK, bh)   G = within-chunk cumsum of log_decay (float32);
+    cumulative decay  grid (NT, K/BK, bh)    G = within-chunk cumsum of log_decay (float32);
                                              RWKV-6 also Gq = G - log_decay (exclusive)
-    states             grid (K/BK, V/BV, bh) walks the chunks in order with its (BK, BV) block
-                                             of the state in registers; stores the state
-                                             entering every chunk and the final one
-    intra scores       grid (NT*BT/BC, bh)   A[t, s] = sum_k q_t k_s exp(Gq_t - G_s) for s <= t
-                                             in a chunk, one band of BC query rows per program
-    output             grid (V/BV, NT, bh)   o = (q * exp(Gq)) @ S_entering + A @ v
+    states            grid (K/32, V/32, bh)  walks the chunks in order with its block of the
+                                             state in registers; stores the state entering
+                                             every chunk (bh, NT + 1, K, V), the final one last
+    intra scores      grid (NT*BT/BC, bh)    A[t, s] = sum_k q_t k_s exp(Gq_t - G_s), s <= t in
+                                             a chunk, for one band of BC query rows
+    output            grid (V/BV, NT, bh)    o = (q * exp(Gq)) @ S_entering + A @ v
   backward (the states are recomputed by the forward's kernel)
-    state gradients    grid (K/BK, V/BV, bh) walks the chunks backwards: dS_c =
+    state gradients   grid (K/32, V/32, bh)  walks the chunks backwards: dS_c =
                                              diag(exp(G_last)) dS_{c+1} + (q * exp(Gq))^T do
-    score gradients    grid (NT, bh)         dA = do @ v^T, lower triangle of each chunk
-    dv                 grid (V/BV, NT, bh)   A^T @ do + (k * exp(G_last - G)) @ dS_leaving
-    dq, dk             grid (K/BK, NT*BT/BC, bh) per band, like the scores; also the terms of
-                                             the decay gradient
-    dlog_decay         grid (NT, K/BK, bh)   reverse cumsum over the chunk of q dq - k dk plus
-                                             rowsum(dS_leaving * S_leaving) (triton_backward.py
-                                             derives it)
-Every product of tiles is a tl.dot with float32 accumulation; operands are float32 ("ieee", so
-float32 inputs keep float32 accuracy) or, for bf16/fp16 inputs on CUDA, cast to that dtype in
+    score gradients   grid (NT, bh)          dA = do @ v^T, lower triangle of each chunk
+    dv                grid (V/BV, NT, bh)    A^T @ do + (k * exp(G_last - G)) @ dS_leaving
+    dq, dk            grid (K/16, NT*BT/BC, bh)  per band and 16 key channels, as the scores;
+                                             also x = q dq - k dk for the decay gradient
+    dlog_decay        grid (NT, K/BK, bh)    reverse cumsum of x over the chunk plus
+                                             rowsum(dS_leaving * S_leaving) (derived in
+                                             triton_backward.py)
+Every product of tiles is a tl.dot with float32 accumulation; its operands are float32 ("ieee",
+so float32 inputs keep float32 accuracy) or, for bf16 / fp16 inputs on CUDA, that dtype, cast in
 registers as fla does. Loads are upcast to float32; every load and store is masked, so K, V and
-L need not be multiples of anything.
+L need not be multiples of anything. The inputs are made contiguous first (strided q, k, v, as
+from a fused projection, cost one copy).
 
-Stored vs recomputed. Saved for the backward: the inputs, G (and Gq) and A, (bh, L, K) and
-(bh, L, BT) in float32. The states (bh, NT + 1, K, V), as large as A when K = V = BT, are
-recomputed (one pass over k, v), as fla does. The backward holds float32 buffers of the state
-gradients and dA plus (with decay) the (bh, L, K) terms of the decay gradient.
+Stored vs recomputed. Saved for the backward: the inputs, G (and Gq for RWKV-6), (bh, L, K), and
+A, (bh, L, BT), all float32. The states, (bh, NT + 1, K, V) float32 (as large as A when
+K = V = BT), are recomputed by one more pass over k and v, as fla does. The backward adds float32
+buffers: the states and their gradients, dA (bh, L, BT) and, with decay, x (bh, L, K).
 
 Numerical safety. Factorising exp(G_t - G_s) = exp(G_t) exp(-G_s) over a whole chunk overflows
-float32 once the decay over a chunk passes ~88 (log_decay = -50 per step does after 2 steps).
-Here no factor ever exceeds 1: the state passes multiply by exp(G_last) and exp(G_last - G_s)
-and the queries by exp(Gq_t), all <= 1; within a chunk, the tile of a query band i and an
-earlier key band j uses exp(Gq_t - G_r) * exp(G_r - G_s) with r the last row of band i - 1
-(s <= r <= t, so both <= 1: the reference-point scheme, exact, chosen over the GLA paper's
-secondary chunking in half precision because it needs no second precision and no tolerance
-argument); the band's own (BC, BC) tile forms each pair's exponent Gq_t - G_s before exp, a loop
-over its BC key rows. Exponents of masked pairs and padded rows are clamped at 0 before exp
-(decay_factor), so masked products are 0, never inf * 0. Decays too strong for float32 give
-weights that underflow to 0, which is what they are.
+float32 once the decay over a chunk passes ~88 (log_decay = -50 per step: after 2 steps). Here no
+factor exceeds 1. Between chunks: the states are multiplied by exp(G_last), the keys by
+exp(G_last - G_s) and the queries by exp(Gq_t), all <= 1. Within a chunk: the two-level
+(secondary) chunking of the GLA paper in the exact form fla uses, chosen because it keeps the
+bulk of the pairs on tl.dot: a query band and the keys of the earlier bands meet in one tl.dot
+with the decay split at a reference point r, the last row before the band:
+exp(Gq_t - G_r) * exp(G_r - G_s), s <= r <= t, both factors <= 1; no such r exists for the
+pairs inside a band, so its (BC, BC) tile forms every pair's exponent Gq_t - G_s before exp,
+(16, 16, 16) (query, key, channel) at a time. Exponents of masked pairs and padded rows are
+clamped at 0 (exp(min(x, 0)); the real ones are <= 0 already), so masked products are 0, never
+inf * 0. Decays too strong for float32 give weights that underflow to 0, which is what they are.
 
 Chunk length. BT = 64 (fewer for short sequences; at least 16, the smallest tl.dot) is the
 kernels' tile, fixed by their register budget; the op's `chunk_size` (the PyTorch form's CPU
-tuning, 8 in the configs) is not taken. Float64 inputs are computed in float32.
+tuning, 8 in the configs) is not taken (kernel_chunk picks 16, 32 or 64 for tests). Float64
+inputs are computed in float32.
 """
 
 from __future__ import annotations
@@ -204,10 +207,12 @@ def _states(k, v, cumulative, initial_state, t: _Tiling) -> torch.Tensor:
     return states
 
 
-def _backward(saved, do, final_grad, t: _Tiling):
-    """Gradients (dq, dk, dv, dlog_decay, dbonus, dinitial_state); None for absent inputs."""
+def _backward(saved, do, final_grad, t: _Tiling, decay_grad: bool):
+    """Gradients (dq, dk, dv, dlog_decay, dbonus, dinitial_state); None for absent inputs, and
+    for log_decay unless decay_grad."""
     q, k, v, log_decay, bonus, initial_state, cumulative, query_cumulative, scores = saved
     has_decay, has_bonus = log_decay is not None, bonus is not None
+    decay_grad = decay_grad and has_decay
     device = q.device
     states = _states(k, v, cumulative, initial_state, t)
 
@@ -234,8 +239,8 @@ def _backward(saved, do, final_grad, t: _Tiling):
     )  # fmt: skip
 
     dq, dk = torch.empty_like(q), torch.empty_like(k)
-    decay_terms = torch.empty_like(cumulative) if has_decay else None
-    bonus_terms = torch.empty_like(cumulative) if has_decay and has_bonus else None
+    decay_terms = torch.empty_like(cumulative) if decay_grad else None
+    bonus_terms = torch.empty_like(cumulative) if decay_grad and has_bonus else None
     bonus_parts = None
     if has_bonus:
         bonus_parts = torch.zeros(t.rows, t.bands, t.key_width, device=device)
@@ -244,11 +249,12 @@ def _backward(saved, do, final_grad, t: _Tiling):
         dstates, dscores, dq, dk, _or(decay_terms, q), _or(bonus_terms, q),
         _or(bonus_parts, q), t.length, t.heads, t.chunks, K=t.key_width, V=t.value_width,
         BT=t.chunk, BC=BAND, BK=BAND_K, BV=t.block_v,
-        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DOT=t.dot, num_warps=4,
+        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DECAY_GRAD=decay_grad, DOT=t.dot,
+        num_warps=4,
     )  # fmt: skip
 
     dlog_decay = None
-    if has_decay:
+    if decay_grad:
         dlog_decay = torch.empty_like(log_decay)
         chunk_decay_gradients_kernel[(t.chunks, t.k_blocks, t.rows)](
             decay_terms, _or(bonus_terms, decay_terms), states, dstates, dlog_decay,
@@ -299,7 +305,7 @@ class _GatedLinearAttention(torch.autograd.Function):
             do = torch.zeros(*q.shape[:3], ctx.tiling.value_width, device=q.device, dtype=q.dtype)
         do = _prepared(do)
         final_grad = _prepared(final_grad)
-        grads = _backward(saved, do, final_grad, ctx.tiling)
+        grads = _backward(saved, do, final_grad, ctx.tiling, ctx.needs_input_grad[3])
         grads = [
             None if g is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes, strict=True)
         ]

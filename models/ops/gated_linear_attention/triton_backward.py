@@ -185,6 +185,7 @@ def chunk_query_key_gradients_kernel(
     BV: tl.constexpr,
     HAS_DECAY: tl.constexpr,
     HAS_BONUS: tl.constexpr,
+    DECAY_GRAD: tl.constexpr,
     DOT: tl.constexpr,
 ):
     """Grid (cdiv(K, BK), n_chunks * BT / BC, bh): dq and dk of one band of BC rows and BK key
@@ -194,7 +195,7 @@ def chunk_query_key_gradients_kernel(
     (s < t for RWKV-6, whose diagonal adds u k_t dA[t, t] to dq_t and u q_t dA[t, t] to dk_t).
     The other bands by tl.dot with the decay split between the bands, the band's own tile pair
     by pair, as in the forward. Also stores x = q dq - k dk (the decay gradient's terms),
-    RWKV-6's bonus share minus q dq, and per-band sums of the bonus gradient.
+    RWKV-6's bonus share minus q dq (with DECAY_GRAD), and per-band sums of the bonus gradient.
     """
     NC: tl.constexpr = BT // BC
     NV: tl.constexpr = (V + BV - 1) // BV
@@ -312,7 +313,7 @@ def chunk_query_key_gradients_kernel(
 
     tl.store(dq + band_at, query_grad.to(dq.dtype.element_ty), mask=band_mask)
     tl.store(dk + band_at, key_grad.to(dk.dtype.element_ty), mask=band_mask)
-    if HAS_DECAY:
+    if DECAY_GRAD:
         tl.store(decay_terms + band_at, queries * query_grad - keys * key_grad, mask=band_mask)
         if HAS_BONUS:
             tl.store(bonus_terms + band_at, own - queries * query_grad, mask=band_mask)
