@@ -24,9 +24,10 @@ chunks, bands of BC = 16 rows, BK / BV <= 64 blocks of the key / value width, 32
     dlog_decay        grid (NT, K/BK, bh)    reverse cumsum of x over the chunk plus
                                              rowsum(dS_leaving * S_leaving) (derived in
                                              triton_backward.py)
-Every product of tiles is a tl.dot with float32 accumulation; its operands are float32 ("ieee",
-so float32 inputs keep float32 accuracy) or, for bf16 / fp16 inputs on CUDA, that dtype, cast in
-registers as fla does. Loads are upcast to float32; every load and store is masked, so K, V and
+Every product of tiles is a tl.dot with float32 accumulation. Float32 inputs: float32 operands
+("ieee", so they keep float32 accuracy). bf16 / fp16 inputs on CUDA, as fla: the products with
+states, and A @ v, take operands cast to that dtype in registers; the within-chunk products
+(scores, dq, dk) stay float32 at tf32 precision, and A^T @ do in dv at full float32. Loads are upcast to float32; every load and store is masked, so K, V and
 L need not be multiples of anything. The inputs are made contiguous first (strided q, k, v, as
 from a fused projection, cost one copy).
 
@@ -140,10 +141,14 @@ class _Tiling:
             triton.cdiv(self.value_width, self.walk_v),
             self.rows,
         )
-        # The interpreter computes bf16 wrongly: it gets float32 operands. On CUDA, 16-bit inputs
-        # meet the tensor cores in their own dtype (float32 accumulation), as in fla.
+        # The dtypes of tl.dot, as in fla: on CUDA, 16-bit inputs meet the states in their own
+        # dtype and the within-chunk products in float32 at tf32 precision; float32 inputs, and
+        # everything in the interpreter (which computes bf16 wrongly), in float32 ("ieee").
+        # Accumulation is float32 throughout.
         low = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
-        self.dot = low.get(q.dtype, tl.float32) if q.device.type == "cuda" else tl.float32
+        sixteen_bit = q.device.type == "cuda" and q.dtype in low
+        self.dot = low[q.dtype] if sixteen_bit else tl.float32
+        self.intra = "tf32" if sixteen_bit else "ieee"
 
     @property
     def sizes(self) -> dict:
@@ -184,7 +189,7 @@ def _forward(q, k, v, log_decay, bonus, initial_state, tiling: _Tiling):
     intra_chunk_scores_kernel[(t.bands, t.rows)](
         q, k, _or(cumulative, q), _or(query_cumulative, q), _or(bonus, q), scores,
         t.length, t.heads, K=t.key_width, BT=t.chunk, BC=BAND, BK=BAND_K,
-        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DOT=t.dot, num_warps=4,
+        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, INTRA=t.intra, num_warps=4,
     )  # fmt: skip
     o = torch.empty(v.shape, device=q.device, dtype=q.dtype)
     chunk_output_kernel[(t.v_blocks, t.chunks, t.rows)](
@@ -249,8 +254,8 @@ def _backward(saved, do, final_grad, t: _Tiling, decay_grad: bool):
         dstates, dscores, dq, dk, _or(decay_terms, q), _or(bonus_terms, q),
         _or(bonus_parts, q), t.length, t.heads, t.chunks, K=t.key_width, V=t.value_width,
         BT=t.chunk, BC=BAND, BK=BAND_K, BV=t.block_v,
-        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DECAY_GRAD=decay_grad, DOT=t.dot,
-        num_warps=4,
+        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DECAY_GRAD=decay_grad, INTRA=t.intra,
+        DOT=t.dot, num_warps=4,
     )  # fmt: skip
 
     dlog_decay = None

@@ -45,34 +45,40 @@ def chunk_state_gradients_kernel(
     of the state leaving each chunk, and dS_0 (the initial state's gradient) at the end."""
     i_k, i_v, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     bh = i_bh.to(tl.int64)
+    q += bh * L * K
+    cumulative += bh * L * K
+    query_cumulative += bh * L * K
+    do += bh * L * V
+    final_state_grad += bh * K * V
+    initial_state_grad += bh * K * V
+    dstates += bh * NT * K * V
     o_t = tl.arange(0, BT)
     kcols = i_k * BK + tl.arange(0, BK)
     vcols = i_v * BV + tl.arange(0, BV)
     k_ok, v_ok = kcols < K, vcols < V
     state_at = kcols[:, None] * V + vcols[None, :]
     state_mask = k_ok[:, None] & v_ok[None, :]
-    key_at = bh * L * K + o_t[:, None] * K + kcols[None, :]
-    value_at = bh * L * V + o_t[:, None] * V + vcols[None, :]
+    key_at = o_t[:, None] * K + kcols[None, :]
+    value_at = o_t[:, None] * V + vcols[None, :]
     if HAS_FINAL_GRAD:
-        grad = tl.load(final_state_grad + bh * K * V + state_at, mask=state_mask, other=0.0)
-        grad = grad.to(tl.float32)
+        grad = tl.load(final_state_grad + state_at, mask=state_mask, other=0.0).to(tl.float32)
     else:
         grad = tl.zeros([BK, BV], dtype=tl.float32)
     for i_t in range(NT - 1, -1, -1):
-        tl.store(dstates + (bh * NT + i_t) * K * V + state_at, grad, mask=state_mask)
+        tl.store(dstates + i_t * K * V + state_at, grad, mask=state_mask)
         row_ok = (i_t * BT + o_t < L)[:, None]
         key_mask = row_ok & k_ok[None, :]
         queries = tl.load(q + i_t * BT * K + key_at, mask=key_mask, other=0.0).to(tl.float32)
         out_grad = tl.load(do + i_t * BT * V + value_at, mask=row_ok & v_ok[None, :], other=0.0)
         if HAS_DECAY:
             last = tl.minimum(i_t * BT + BT, L) - 1
-            g_last = tl.load(cumulative + bh * L * K + last * K + kcols, mask=k_ok, other=0.0)
+            g_last = tl.load(cumulative + last * K + kcols, mask=k_ok, other=0.0)
             gq = tl.load(query_cumulative + i_t * BT * K + key_at, mask=key_mask, other=0.0)
             queries = queries * tl.exp(tl.minimum(gq, 0.0))
             grad = grad * tl.exp(g_last)[:, None]
         grad += tl.dot(tl.trans(queries).to(DOT), out_grad.to(DOT), input_precision="ieee")
     if HAS_INITIAL:
-        at = initial_state_grad + bh * K * V + state_at
+        at = initial_state_grad + state_at
         tl.store(at, grad.to(initial_state_grad.dtype.element_ty), mask=state_mask)
 
 
@@ -91,19 +97,22 @@ def intra_chunk_score_gradients_kernel(
     NV: tl.constexpr = (V + BV - 1) // BV
     i_t, i_bh = tl.program_id(0), tl.program_id(1)
     bh = i_bh.to(tl.int64)
+    v += bh * L * V
+    do += bh * L * V
+    dscores += bh * L * BT
     o_t = tl.arange(0, BT)
     rows = i_t * BT + o_t
     row_ok = rows < L
     grad = tl.zeros([BT, BT], dtype=tl.float32)
     for i_v in range(0, NV):
         vcols = i_v * BV + tl.arange(0, BV)
-        value_at = bh * L * V + rows[:, None] * V + vcols[None, :]
+        value_at = rows[:, None] * V + vcols[None, :]
         value_mask = row_ok[:, None] & (vcols < V)[None, :]
         out_grad = tl.load(do + value_at, mask=value_mask, other=0.0)
         values = tl.load(v + value_at, mask=value_mask, other=0.0)
         grad += tl.dot(out_grad.to(DOT), tl.trans(values).to(DOT), input_precision="ieee")
     grad = tl.where(o_t[:, None] >= o_t[None, :], grad, 0.0)
-    score_at = dscores + bh * L * BT + rows[:, None] * BT + o_t[None, :]
+    score_at = dscores + rows[:, None] * BT + o_t[None, :]
     tl.store(score_at, grad, mask=row_ok[:, None])
 
 
@@ -129,29 +138,36 @@ def chunk_value_gradients_kernel(
     NK: tl.constexpr = (K + BK - 1) // BK
     i_v, i_t, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     bh = i_bh.to(tl.int64)
+    k += bh * L * K
+    cumulative += bh * L * K
+    scores += bh * L * BT
+    do += bh * L * V
+    dv += bh * L * V
+    dstates += (bh * NT + i_t) * K * V
     o_t = tl.arange(0, BT)
     rows = i_t * BT + o_t
     row_ok = rows < L
     vcols = i_v * BV + tl.arange(0, BV)
     v_ok = vcols < V
-    score_at = scores + bh * L * BT + rows[:, None] * BT + o_t[None, :]
+    score_at = scores + rows[:, None] * BT + o_t[None, :]
     weights = tl.load(score_at, mask=row_ok[:, None] & (o_t[:, None] >= o_t[None, :]), other=0.0)
-    value_at = bh * L * V + rows[:, None] * V + vcols[None, :]
+    value_at = rows[:, None] * V + vcols[None, :]
     value_mask = row_ok[:, None] & v_ok[None, :]
-    out_grad = tl.load(do + value_at, mask=value_mask, other=0.0)
-    grad = tl.dot(tl.trans(weights).to(DOT), out_grad.to(DOT), input_precision="ieee")
+    out_grad = tl.load(do + value_at, mask=value_mask, other=0.0).to(tl.float32)
+    # In float32 whatever the inputs' dtype, as fla does: tf32 here costs dv its accuracy.
+    grad = tl.dot(tl.trans(weights), out_grad, input_precision="ieee")
     last = tl.minimum(i_t * BT + BT, L) - 1
     for i_k in range(0, NK):
         kcols = i_k * BK + tl.arange(0, BK)
         k_ok = kcols < K
-        key_at = bh * L * K + rows[:, None] * K + kcols[None, :]
+        key_at = rows[:, None] * K + kcols[None, :]
         key_mask = row_ok[:, None] & k_ok[None, :]
         keys = tl.load(k + key_at, mask=key_mask, other=0.0).to(tl.float32)
         if HAS_DECAY:
-            g_last = tl.load(cumulative + bh * L * K + last * K + kcols, mask=k_ok, other=0.0)
+            g_last = tl.load(cumulative + last * K + kcols, mask=k_ok, other=0.0)
             g = tl.load(cumulative + key_at, mask=key_mask, other=0.0)
             keys = keys * tl.exp(tl.minimum(g_last[None, :] - g, 0.0))
-        state_at = dstates + (bh * NT + i_t) * K * V + kcols[:, None] * V + vcols[None, :]
+        state_at = dstates + kcols[:, None] * V + vcols[None, :]
         state_grad = tl.load(state_at, mask=k_ok[:, None] & v_ok[None, :], other=0.0)
         grad += tl.dot(keys.to(DOT), state_grad.to(DOT), input_precision="ieee")
     tl.store(dv + value_at, grad.to(dv.dtype.element_ty), mask=value_mask)
@@ -186,6 +202,7 @@ def chunk_query_key_gradients_kernel(
     HAS_DECAY: tl.constexpr,
     HAS_BONUS: tl.constexpr,
     DECAY_GRAD: tl.constexpr,
+    INTRA: tl.constexpr,
     DOT: tl.constexpr,
 ):
     """Grid (cdiv(K, BK), n_chunks * BT / BC, bh): dq and dk of one band of BC rows and BK key
@@ -194,7 +211,8 @@ def chunk_query_key_gradients_kernel(
         dk_s = sum_{t >= s} dA[t, s] q_t exp(Gq_t - G_s) + exp(G_last - G_s) (v_s dS_leaving^T)
     (s < t for RWKV-6, whose diagonal adds u k_t dA[t, t] to dq_t and u q_t dA[t, t] to dk_t).
     The other bands by tl.dot with the decay split between the bands, the band's own tile pair
-    by pair, as in the forward. Also stores x = q dq - k dk (the decay gradient's terms),
+    by pair, as in the forward, in float32 (INTRA: the within-chunk tl.dot precision); the
+    states' terms in DOT operands. Also stores x = q dq - k dk (the decay gradient's terms),
     RWKV-6's bonus share minus q dq (with DECAY_GRAD), and per-band sums of the bonus gradient.
     """
     NC: tl.constexpr = BT // BC
@@ -207,6 +225,18 @@ def chunk_query_key_gradients_kernel(
     if first >= L:
         return
     bh = i_bh.to(tl.int64)
+    for_keys = bh * L * K
+    q += for_keys
+    k += for_keys
+    cumulative += for_keys
+    query_cumulative += for_keys
+    dq += for_keys
+    dk += for_keys
+    decay_terms += for_keys
+    bonus_terms += for_keys
+    v += bh * L * V
+    do += bh * L * V
+    dscores += bh * L * BT
     o_c = tl.arange(0, BC)
     o_t = tl.arange(0, BT)
     rows = first + o_c
@@ -216,9 +246,9 @@ def chunk_query_key_gradients_kernel(
     later = (chunk_rows >= first + BC) & (chunk_rows < L)
     kcols = i_k * BK + tl.arange(0, BK)
     k_ok = kcols < K
-    band_at = bh * L * K + rows[:, None] * K + kcols[None, :]
+    band_at = rows[:, None] * K + kcols[None, :]
     band_mask = row_ok[:, None] & k_ok[None, :]
-    chunk_at = bh * L * K + chunk_rows[:, None] * K + kcols[None, :]
+    chunk_at = chunk_rows[:, None] * K + kcols[None, :]
     earlier_mask = earlier[:, None] & k_ok[None, :]
     later_mask = later[:, None] & k_ok[None, :]
     queries = tl.load(q + band_at, mask=band_mask, other=0.0).to(tl.float32)
@@ -227,13 +257,12 @@ def chunk_query_key_gradients_kernel(
     queries_after = tl.load(q + chunk_at, mask=later_mask, other=0.0).to(tl.float32)
 
     # dA in three pieces: this band's rows left of it, its columns below it, its own tile.
-    score_grad = dscores + bh * L * BT
-    band_rows = score_grad + rows[:, None] * BT
+    band_rows = dscores + rows[:, None] * BT
     grad_before = tl.load(
         band_rows + o_t[None, :], mask=row_ok[:, None] & earlier[None, :], other=0.0
     )
     grad_after = tl.load(
-        score_grad + chunk_rows[:, None] * BT + band * BC + o_c[None, :],
+        dscores + chunk_rows[:, None] * BT + band * BC + o_c[None, :],
         mask=later[:, None],
         other=0.0,
     )
@@ -250,28 +279,24 @@ def chunk_query_key_gradients_kernel(
         # Split points: the last row of the previous band, and the last row of this one.
         split_before = tl.maximum(first - 1, chunk_start)
         split_after = tl.minimum(first + BC - 1, L - 1)
-        key_start = cumulative + bh * L * K + kcols
+        key_start = cumulative + kcols
         g_split_before = tl.load(key_start + split_before * K, mask=k_ok, other=0.0)
         g_split_after = tl.load(key_start + split_after * K, mask=k_ok, other=0.0)
         keys_before = keys_before * tl.exp(tl.minimum(g_split_before[None, :] - g_before, 0.0))
         queries_after = queries_after * tl.exp(tl.minimum(gq_after - g_split_after[None, :], 0.0))
-        query_grad = tl.dot(grad_before.to(DOT), keys_before.to(DOT), input_precision="ieee")
+        query_grad = tl.dot(grad_before, keys_before, input_precision=INTRA)
         query_grad *= tl.exp(tl.minimum(gq - g_split_before[None, :], 0.0))
-        key_grad = tl.dot(
-            tl.trans(grad_after).to(DOT), queries_after.to(DOT), input_precision="ieee"
-        )
+        key_grad = tl.dot(tl.trans(grad_after), queries_after, input_precision=INTRA)
         key_grad *= tl.exp(tl.minimum(g_split_after[None, :] - g, 0.0))
         # (t, s, channel) weights of the band's own tile, lower triangle only (grad_own).
         pair = grad_own[:, :, None] * tl.exp(tl.minimum(gq[:, None, :] - g[None, :, :], 0.0))
         query_grad += tl.sum(pair * keys[None, :, :], axis=1)
         key_grad += tl.sum(pair * queries[:, None, :], axis=0)
     else:
-        query_grad = tl.dot(grad_before.to(DOT), keys_before.to(DOT), input_precision="ieee")
-        key_grad = tl.dot(
-            tl.trans(grad_after).to(DOT), queries_after.to(DOT), input_precision="ieee"
-        )
-        query_grad += tl.dot(grad_own.to(DOT), keys.to(DOT), input_precision="ieee")
-        key_grad += tl.dot(tl.trans(grad_own).to(DOT), queries.to(DOT), input_precision="ieee")
+        query_grad = tl.dot(grad_before, keys_before, input_precision=INTRA)
+        key_grad = tl.dot(tl.trans(grad_after), queries_after, input_precision=INTRA)
+        query_grad += tl.dot(grad_own, keys, input_precision=INTRA)
+        key_grad += tl.dot(tl.trans(grad_own), queries, input_precision=INTRA)
 
     if HAS_BONUS:
         u = tl.load(bonus + (i_bh % H) * K + kcols, mask=k_ok, other=0.0).to(tl.float32)
@@ -291,7 +316,7 @@ def chunk_query_key_gradients_kernel(
     for i_v in range(0, NV):
         vcols = i_v * BV + tl.arange(0, BV)
         v_ok = vcols < V
-        value_at = bh * L * V + rows[:, None] * V + vcols[None, :]
+        value_at = rows[:, None] * V + vcols[None, :]
         value_mask = row_ok[:, None] & v_ok[None, :]
         out_grad = tl.load(do + value_at, mask=value_mask, other=0.0)
         values = tl.load(v + value_at, mask=value_mask, other=0.0)
@@ -305,7 +330,7 @@ def chunk_query_key_gradients_kernel(
         )
     if HAS_DECAY:
         last = tl.minimum(chunk_start + BT, L) - 1
-        g_last = tl.load(cumulative + bh * L * K + last * K + kcols, mask=k_ok, other=0.0)
+        g_last = tl.load(cumulative + last * K + kcols, mask=k_ok, other=0.0)
         from_state *= tl.exp(tl.minimum(gq, 0.0))
         from_state_grad *= tl.exp(tl.minimum(g_last[None, :] - g, 0.0))
     query_grad += from_state
@@ -340,6 +365,9 @@ def chunk_decay_gradients_kernel(
     NV: tl.constexpr = (V + BV - 1) // BV
     i_t, i_k, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     bh = i_bh.to(tl.int64)
+    decay_terms += bh * L * K
+    bonus_terms += bh * L * K
+    dlog_decay += bh * L * K
     rows = i_t * BT + tl.arange(0, BT)
     kcols = i_k * BK + tl.arange(0, BK)
     k_ok = kcols < K
@@ -353,7 +381,7 @@ def chunk_decay_gradients_kernel(
         state = tl.load(leaving + state_at, mask=state_mask, other=0.0)
         state_grad = tl.load(leaving_grad + state_at, mask=state_mask, other=0.0)
         through_state += tl.sum(state * state_grad, axis=1)
-    key_at = bh * L * K + rows[:, None] * K + kcols[None, :]
+    key_at = rows[:, None] * K + kcols[None, :]
     key_mask = (rows < L)[:, None] & k_ok[None, :]
     terms = tl.load(decay_terms + key_at, mask=key_mask, other=0.0)
     grad = tl.cumsum(terms, axis=0, reverse=True) + through_state[None, :]

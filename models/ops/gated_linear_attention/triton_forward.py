@@ -35,9 +35,13 @@ def chunk_cumulative_decay_kernel(
     """Grid (n_chunks, cdiv(K, BK), bh). cumulative[t] = sum of log_decay over the chunk's rows
     up to t (float32); with EXCLUSIVE also query_cumulative = cumulative - log_decay."""
     i_t, i_k, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    start = i_bh.to(tl.int64) * L * K  # (64-bit: bh * L * K may pass 2^31; offsets below not)
+    log_decay += start
+    cumulative += start
+    query_cumulative += start
     rows = i_t * BT + tl.arange(0, BT)
     cols = i_k * BK + tl.arange(0, BK)
-    at = i_bh.to(tl.int64) * L * K + rows[:, None] * K + cols[None, :]
+    at = rows[:, None] * K + cols[None, :]
     mask = (rows < L)[:, None] & (cols < K)[None, :]
     step = tl.load(log_decay + at, mask=mask, other=0.0).to(tl.float32)
     total = tl.cumsum(step, axis=0)
@@ -70,34 +74,37 @@ def chunk_states_kernel(
     storing the state entering every chunk and, at index NT, the final state."""
     i_k, i_v, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     bh = i_bh.to(tl.int64)
+    k += bh * L * K
+    cumulative += bh * L * K
+    v += bh * L * V
+    initial_state += bh * K * V
+    states += bh * (NT + 1) * K * V
     o_t = tl.arange(0, BT)
     kcols = i_k * BK + tl.arange(0, BK)
     vcols = i_v * BV + tl.arange(0, BV)
     k_ok, v_ok = kcols < K, vcols < V
     state_at = kcols[:, None] * V + vcols[None, :]
     state_mask = k_ok[:, None] & v_ok[None, :]
-    key_at = bh * L * K + o_t[:, None] * K + kcols[None, :]
-    value_at = bh * L * V + o_t[:, None] * V + vcols[None, :]
-    state_base = states + bh * (NT + 1) * K * V
+    key_at = o_t[:, None] * K + kcols[None, :]
+    value_at = o_t[:, None] * V + vcols[None, :]
     if HAS_INITIAL:
-        state = tl.load(initial_state + bh * K * V + state_at, mask=state_mask, other=0.0)
-        state = state.to(tl.float32)
+        state = tl.load(initial_state + state_at, mask=state_mask, other=0.0).to(tl.float32)
     else:
         state = tl.zeros([BK, BV], dtype=tl.float32)
     for i_t in range(0, NT):
-        tl.store(state_base + i_t * K * V + state_at, state, mask=state_mask)
+        tl.store(states + i_t * K * V + state_at, state, mask=state_mask)
         row_ok = (i_t * BT + o_t < L)[:, None]
-        keys = tl.load(k + i_t * BT * K + key_at, mask=row_ok & k_ok[None, :], other=0.0)
-        keys = keys.to(tl.float32)
+        key_mask = row_ok & k_ok[None, :]
+        keys = tl.load(k + i_t * BT * K + key_at, mask=key_mask, other=0.0).to(tl.float32)
         values = tl.load(v + i_t * BT * V + value_at, mask=row_ok & v_ok[None, :], other=0.0)
         if HAS_DECAY:
             last = tl.minimum(i_t * BT + BT, L) - 1
-            g_last = tl.load(cumulative + bh * L * K + last * K + kcols, mask=k_ok, other=0.0)
-            g = tl.load(cumulative + i_t * BT * K + key_at, mask=row_ok & k_ok[None, :], other=0.0)
+            g_last = tl.load(cumulative + last * K + kcols, mask=k_ok, other=0.0)
+            g = tl.load(cumulative + i_t * BT * K + key_at, mask=key_mask, other=0.0)
             keys = keys * tl.exp(tl.minimum(g_last[None, :] - g, 0.0))
             state = state * tl.exp(g_last)[:, None]
         state += tl.dot(tl.trans(keys).to(DOT), values.to(DOT), input_precision="ieee")
-    tl.store(state_base + NT * K * V + state_at, state, mask=state_mask)
+    tl.store(states + NT * K * V + state_at, state, mask=state_mask)
 
 
 @triton.jit
@@ -116,7 +123,7 @@ def intra_chunk_scores_kernel(
     BK: tl.constexpr,
     HAS_DECAY: tl.constexpr,
     HAS_BONUS: tl.constexpr,
-    DOT: tl.constexpr,
+    INTRA: tl.constexpr,
 ):
     """Grid (n_chunks * BT / BC, bh): the scores of one band of BC query rows.
 
@@ -125,6 +132,8 @@ def intra_chunk_scores_kernel(
     with the decay split at the last row r of the previous band: exp(Gq_t - G_r) for the
     queries and exp(G_r - G_s) for the keys, s <= r <= t, both <= 1. The band's own (BC, BC)
     tile pair by pair, each exponent Gq_t - G_s formed before exp, BK key channels at a time.
+    Products in float32 (INTRA: the tl.dot precision, "ieee" or, for 16-bit inputs, "tf32"),
+    as fla keeps the within-chunk scores.
     """
     NC: tl.constexpr = BT // BC
     NK: tl.constexpr = (K + BK - 1) // BK
@@ -135,6 +144,11 @@ def intra_chunk_scores_kernel(
     if first >= L:
         return
     bh = i_bh.to(tl.int64)
+    q += bh * L * K
+    k += bh * L * K
+    cumulative += bh * L * K
+    query_cumulative += bh * L * K
+    scores += bh * L * BT
     o_c = tl.arange(0, BC)
     o_t = tl.arange(0, BT)
     rows = first + o_c
@@ -149,9 +163,9 @@ def intra_chunk_scores_kernel(
     for i_k in range(0, NK):
         kcols = i_k * BK + tl.arange(0, BK)
         k_ok = kcols < K
-        band_at = bh * L * K + rows[:, None] * K + kcols[None, :]
+        band_at = rows[:, None] * K + kcols[None, :]
         band_mask = row_ok[:, None] & k_ok[None, :]
-        chunk_at = bh * L * K + chunk_rows[:, None] * K + kcols[None, :]
+        chunk_at = chunk_rows[:, None] * K + kcols[None, :]
         earlier_mask = earlier[:, None] & k_ok[None, :]
         queries = tl.load(q + band_at, mask=band_mask, other=0.0).to(tl.float32)
         keys = tl.load(k + band_at, mask=band_mask, other=0.0).to(tl.float32)
@@ -160,17 +174,15 @@ def intra_chunk_scores_kernel(
             gq = tl.load(query_cumulative + band_at, mask=band_mask, other=0.0)
             g = tl.load(cumulative + band_at, mask=band_mask, other=0.0)
             g_before = tl.load(cumulative + chunk_at, mask=earlier_mask, other=0.0)
-            g_split = tl.load(cumulative + bh * L * K + split * K + kcols, mask=k_ok, other=0.0)
+            g_split = tl.load(cumulative + split * K + kcols, mask=k_ok, other=0.0)
             queries_split = queries * tl.exp(tl.minimum(gq - g_split[None, :], 0.0))
             keys_before = keys_before * tl.exp(tl.minimum(g_split[None, :] - g_before, 0.0))
-            before += tl.dot(
-                queries_split.to(DOT), tl.trans(keys_before).to(DOT), input_precision="ieee"
-            )
+            before += tl.dot(queries_split, tl.trans(keys_before), input_precision=INTRA)
             pair_decay = tl.exp(tl.minimum(gq[:, None, :] - g[None, :, :], 0.0))
             tile += tl.sum(queries[:, None, :] * keys[None, :, :] * pair_decay, axis=2)
         else:
-            before += tl.dot(queries.to(DOT), tl.trans(keys_before).to(DOT), input_precision="ieee")
-            tile += tl.dot(queries.to(DOT), tl.trans(keys).to(DOT), input_precision="ieee")
+            before += tl.dot(queries, tl.trans(keys_before), input_precision=INTRA)
+            tile += tl.dot(queries, tl.trans(keys), input_precision=INTRA)
         if HAS_BONUS:
             u = tl.load(bonus + (i_bh % H) * K + kcols, mask=k_ok, other=0.0).to(tl.float32)
             own += tl.sum(queries * u[None, :] * keys, axis=1)
@@ -180,7 +192,7 @@ def intra_chunk_scores_kernel(
         tile += tl.where(o_c[:, None] == o_c[None, :], own[:, None], 0.0)
     else:
         tile = tl.where(o_c[:, None] >= o_c[None, :], tile, 0.0)
-    score_rows = scores + bh * L * BT + rows[:, None] * BT
+    score_rows = scores + rows[:, None] * BT
     tl.store(score_rows + o_t[None, :], before, mask=row_ok[:, None] & earlier[None, :])
     tl.store(score_rows + band * BC + o_c[None, :], tile, mask=row_ok[:, None])
 
@@ -208,29 +220,34 @@ def chunk_output_kernel(
     NK: tl.constexpr = (K + BK - 1) // BK
     i_v, i_t, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     bh = i_bh.to(tl.int64)
+    q += bh * L * K
+    query_cumulative += bh * L * K
+    v += bh * L * V
+    o += bh * L * V
+    scores += bh * L * BT
+    states += (bh * (NT + 1) + i_t) * K * V
     o_t = tl.arange(0, BT)
     rows = i_t * BT + o_t
     row_ok = rows < L
     vcols = i_v * BV + tl.arange(0, BV)
     v_ok = vcols < V
-    state_base = states + (bh * (NT + 1) + i_t) * K * V
     out = tl.zeros([BT, BV], dtype=tl.float32)
     for i_k in range(0, NK):
         kcols = i_k * BK + tl.arange(0, BK)
         k_ok = kcols < K
-        key_at = bh * L * K + rows[:, None] * K + kcols[None, :]
+        key_at = rows[:, None] * K + kcols[None, :]
         key_mask = row_ok[:, None] & k_ok[None, :]
         queries = tl.load(q + key_at, mask=key_mask, other=0.0).to(tl.float32)
         if HAS_DECAY:
             gq = tl.load(query_cumulative + key_at, mask=key_mask, other=0.0)
             queries = queries * tl.exp(tl.minimum(gq, 0.0))
-        state_at = state_base + kcols[:, None] * V + vcols[None, :]
+        state_at = states + kcols[:, None] * V + vcols[None, :]
         state = tl.load(state_at, mask=k_ok[:, None] & v_ok[None, :], other=0.0)
         out += tl.dot(queries.to(DOT), state.to(DOT), input_precision="ieee")
-    score_at = scores + bh * L * BT + rows[:, None] * BT + o_t[None, :]
+    score_at = scores + rows[:, None] * BT + o_t[None, :]
     causal = row_ok[:, None] & (o_t[:, None] >= o_t[None, :])
     weights = tl.load(score_at, mask=causal, other=0.0)
-    value_at = bh * L * V + rows[:, None] * V + vcols[None, :]
+    value_at = rows[:, None] * V + vcols[None, :]
     value_mask = row_ok[:, None] & v_ok[None, :]
     values = tl.load(v + value_at, mask=value_mask, other=0.0).to(tl.float32)
     out += tl.dot(weights.to(DOT), values.to(DOT), input_precision="ieee")
