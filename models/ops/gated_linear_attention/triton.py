@@ -27,9 +27,10 @@ chunks, bands of BC = 16 rows, BK / BV <= 64 blocks of the key / value width, 32
 Every product of tiles is a tl.dot with float32 accumulation. Float32 inputs: float32 operands
 ("ieee", so they keep float32 accuracy). bf16 / fp16 inputs on CUDA, as fla: the products with
 states, and A @ v, take operands cast to that dtype in registers; the within-chunk products
-(scores, dq, dk) stay float32 at tf32 precision, and A^T @ do in dv at full float32. Loads are upcast to float32; every load and store is masked, so K, V and
-L need not be multiples of anything. The inputs are made contiguous first (strided q, k, v, as
-from a fused projection, cost one copy).
+(scores, dq, dk) stay float32 at tf32 precision, and A^T @ do in dv at full float32. Loads are
+upcast to float32; every load and store is masked, so K, V and L need not be multiples of
+anything. The inputs are made contiguous first (strided q, k, v, as from a fused projection,
+cost one copy).
 
 Stored vs recomputed. Saved for the backward: the inputs, G (and Gq for RWKV-6), (bh, L, K), and
 A, (bh, L, BT), all float32. The states, (bh, NT + 1, K, V) float32 (as large as A when
