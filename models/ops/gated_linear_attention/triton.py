@@ -25,9 +25,10 @@ chunks, bands of BC = 16 rows, BK / BV <= 64 blocks of the key / value width, 32
                                              rowsum(dS_leaving * S_leaving) (derived in
                                              triton_backward.py)
 Every product of tiles is a tl.dot with float32 accumulation. Float32 inputs: float32 operands
-("ieee", so they keep float32 accuracy). bf16 / fp16 inputs on CUDA, as fla: the products with
-states, and A @ v, take operands cast to that dtype in registers; the within-chunk products
-(scores, dq, dk) stay float32 at tf32 precision, and A^T @ do in dv at full float32. Loads are
+at tf32x3 precision (float32 accuracy from the tensor cores). bf16 / fp16 inputs on CUDA, as
+fla: the products with states, and A @ v, take operands cast to that dtype in registers; the
+within-chunk products (scores, dq, dk) stay float32 at tf32 precision, and A^T @ do in dv at
+float32 accuracy (tf32x3). Loads are
 upcast to float32; every load and store is masked, so K, V and L need not be multiples of
 anything. The inputs are made contiguous first (strided q, k, v, as from a fused projection,
 cost one copy).
@@ -81,6 +82,9 @@ from models.ops.gated_linear_attention.triton_forward import (
 BAND = 16
 BAND_K = 16
 CHUNKS = (16, 32, 64)
+# Warps of the kernels with (64, 64) tiles or 3-d band tiles: with 4, ptxas (sm_90) spills
+# registers in dv and dq/dk; with 8 none spills for bf16 inputs. The scores kernel uses 4.
+WIDE = 8
 
 
 def gated_linear_attention_triton(
@@ -142,14 +146,16 @@ class _Tiling:
             triton.cdiv(self.value_width, self.walk_v),
             self.rows,
         )
-        # The dtypes of tl.dot, as in fla: on CUDA, 16-bit inputs meet the states in their own
-        # dtype and the within-chunk products in float32 at tf32 precision; float32 inputs, and
-        # everything in the interpreter (which computes bf16 wrongly), in float32 ("ieee").
-        # Accumulation is float32 throughout.
+        # The operands of tl.dot, as in fla: on CUDA, 16-bit inputs meet the states in their own
+        # dtype and the within-chunk products in float32 at tf32 precision. Float32 inputs, and
+        # everything in the interpreter (which computes bf16 wrongly), use float32 operands at
+        # tf32x3 precision: float32 accuracy (to ~1e-7) from the tensor cores, where "ieee"
+        # would run (64, 64, 64) products on the CUDA cores and spill registers. Accumulation
+        # is float32 throughout.
         low = {torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
         sixteen_bit = q.device.type == "cuda" and q.dtype in low
         self.dot = low[q.dtype] if sixteen_bit else tl.float32
-        self.intra = "tf32" if sixteen_bit else "ieee"
+        self.precision = "tf32" if sixteen_bit else "tf32x3"
 
     @property
     def sizes(self) -> dict:
@@ -190,12 +196,12 @@ def _forward(q, k, v, log_decay, bonus, initial_state, tiling: _Tiling):
     intra_chunk_scores_kernel[(t.bands, t.rows)](
         q, k, _or(cumulative, q), _or(query_cumulative, q), _or(bonus, q), scores,
         t.length, t.heads, K=t.key_width, BT=t.chunk, BC=BAND, BK=BAND_K,
-        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, INTRA=t.intra, num_warps=4,
+        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, PRECISION=t.precision, num_warps=4,
     )  # fmt: skip
     o = torch.empty(v.shape, device=q.device, dtype=q.dtype)
     chunk_output_kernel[(t.v_blocks, t.chunks, t.rows)](
         q, v, _or(query_cumulative, q), states, scores, o, t.length, t.chunks,
-        **t.sizes, HAS_DECAY=has_decay, DOT=t.dot, num_warps=4,
+        **t.sizes, HAS_DECAY=has_decay, DOT=t.dot, PRECISION=t.precision, num_warps=WIDE,
     )  # fmt: skip
     return o, states, cumulative, query_cumulative, scores
 
@@ -208,7 +214,7 @@ def _states(k, v, cumulative, initial_state, t: _Tiling) -> torch.Tensor:
     chunk_states_kernel[t.walk_grid](
         k, v, _or(cumulative, k), _or(initial_state, k), states, t.length, t.chunks,
         **t.walk_sizes, HAS_DECAY=cumulative is not None, HAS_INITIAL=initial_state is not None,
-        DOT=t.dot, num_warps=4,
+        DOT=t.dot, PRECISION=t.precision, num_warps=WIDE,
     )  # fmt: skip
     return states
 
@@ -230,18 +236,18 @@ def _backward(saved, do, final_grad, t: _Tiling, decay_grad: bool):
         q, do, _or(cumulative, q), _or(query_cumulative, q), _or(final_grad, q), dstates,
         _or(dinitial, q), t.length, t.chunks, **t.walk_sizes, HAS_DECAY=has_decay,
         HAS_FINAL_GRAD=final_grad is not None, HAS_INITIAL=initial_state is not None,
-        DOT=t.dot, num_warps=4,
+        DOT=t.dot, PRECISION=t.precision, num_warps=WIDE,
     )  # fmt: skip
 
     dscores = torch.empty_like(scores)
     intra_chunk_score_gradients_kernel[(t.chunks, t.rows)](
         v, do, dscores, t.length, V=t.value_width, BT=t.chunk, BV=t.block_v, DOT=t.dot,
-        num_warps=4,
+        PRECISION=t.precision, num_warps=WIDE,
     )  # fmt: skip
     dv = torch.empty_like(v)
     chunk_value_gradients_kernel[(t.v_blocks, t.chunks, t.rows)](
         k, _or(cumulative, k), scores, do, dstates, dv, t.length, t.chunks, **t.sizes,
-        HAS_DECAY=has_decay, DOT=t.dot, num_warps=4,
+        HAS_DECAY=has_decay, DOT=t.dot, PRECISION=t.precision, num_warps=WIDE,
     )  # fmt: skip
 
     dq, dk = torch.empty_like(q), torch.empty_like(k)
@@ -255,8 +261,8 @@ def _backward(saved, do, final_grad, t: _Tiling, decay_grad: bool):
         dstates, dscores, dq, dk, _or(decay_terms, q), _or(bonus_terms, q),
         _or(bonus_parts, q), t.length, t.heads, t.chunks, K=t.key_width, V=t.value_width,
         BT=t.chunk, BC=BAND, BK=BAND_K, BV=t.block_v,
-        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DECAY_GRAD=decay_grad, INTRA=t.intra,
-        DOT=t.dot, num_warps=4,
+        HAS_DECAY=has_decay, HAS_BONUS=has_bonus, DECAY_GRAD=decay_grad, DOT=t.dot,
+        PRECISION=t.precision, num_warps=WIDE,
     )  # fmt: skip
 
     dlog_decay = None
@@ -264,7 +270,7 @@ def _backward(saved, do, final_grad, t: _Tiling, decay_grad: bool):
         dlog_decay = torch.empty_like(log_decay)
         chunk_decay_gradients_kernel[(t.chunks, t.k_blocks, t.rows)](
             decay_terms, _or(bonus_terms, decay_terms), states, dstates, dlog_decay,
-            t.length, t.chunks, **t.sizes, HAS_BONUS=has_bonus, num_warps=4,
+            t.length, t.chunks, **t.sizes, HAS_BONUS=has_bonus, num_warps=WIDE,
         )  # fmt: skip
     dbonus = None
     if has_bonus:

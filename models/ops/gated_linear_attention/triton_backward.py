@@ -39,6 +39,7 @@ def chunk_state_gradients_kernel(
     HAS_FINAL_GRAD: tl.constexpr,
     HAS_INITIAL: tl.constexpr,
     DOT: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Grid (cdiv(K, BK), cdiv(V, BV), bh): the state gradient walked backwards over the chunks
     in registers, dS_c = diag(exp(G_last)) dS_{c+1} + (q * exp(Gq))^T do, storing the gradient
@@ -76,7 +77,7 @@ def chunk_state_gradients_kernel(
             gq = tl.load(query_cumulative + i_t * BT * K + key_at, mask=key_mask, other=0.0)
             queries = queries * tl.exp(tl.minimum(gq, 0.0))
             grad = grad * tl.exp(g_last)[:, None]
-        grad += tl.dot(tl.trans(queries).to(DOT), out_grad.to(DOT), input_precision="ieee")
+        grad += tl.dot(tl.trans(queries).to(DOT), out_grad.to(DOT), input_precision=PRECISION)
     if HAS_INITIAL:
         at = initial_state_grad + state_at
         tl.store(at, grad.to(initial_state_grad.dtype.element_ty), mask=state_mask)
@@ -92,6 +93,7 @@ def intra_chunk_score_gradients_kernel(
     BT: tl.constexpr,
     BV: tl.constexpr,
     DOT: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Grid (n_chunks, bh): dA = do v^T inside each chunk, lower triangle (diagonal included)."""
     NV: tl.constexpr = (V + BV - 1) // BV
@@ -110,7 +112,7 @@ def intra_chunk_score_gradients_kernel(
         value_mask = row_ok[:, None] & (vcols < V)[None, :]
         out_grad = tl.load(do + value_at, mask=value_mask, other=0.0)
         values = tl.load(v + value_at, mask=value_mask, other=0.0)
-        grad += tl.dot(out_grad.to(DOT), tl.trans(values).to(DOT), input_precision="ieee")
+        grad += tl.dot(out_grad.to(DOT), tl.trans(values).to(DOT), input_precision=PRECISION)
     grad = tl.where(o_t[:, None] >= o_t[None, :], grad, 0.0)
     score_at = dscores + rows[:, None] * BT + o_t[None, :]
     tl.store(score_at, grad, mask=row_ok[:, None])
@@ -133,6 +135,7 @@ def chunk_value_gradients_kernel(
     BV: tl.constexpr,
     HAS_DECAY: tl.constexpr,
     DOT: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Grid (cdiv(V, BV), NT, bh): dv = A^T do + (k * exp(G_last - G)) dS_leaving."""
     NK: tl.constexpr = (K + BK - 1) // BK
@@ -154,8 +157,9 @@ def chunk_value_gradients_kernel(
     value_at = rows[:, None] * V + vcols[None, :]
     value_mask = row_ok[:, None] & v_ok[None, :]
     out_grad = tl.load(do + value_at, mask=value_mask, other=0.0).to(tl.float32)
-    # In float32 whatever the inputs' dtype, as fla does: tf32 here costs dv its accuracy.
-    grad = tl.dot(tl.trans(weights), out_grad, input_precision="ieee")
+    # At float32 accuracy whatever the inputs' dtype, as fla keeps it (tf32 would cost dv its
+    # accuracy); tf32x3 gets it from the tensor cores.
+    grad = tl.dot(tl.trans(weights), out_grad, input_precision="tf32x3")
     last = tl.minimum(i_t * BT + BT, L) - 1
     for i_k in range(0, NK):
         kcols = i_k * BK + tl.arange(0, BK)
@@ -169,7 +173,7 @@ def chunk_value_gradients_kernel(
             keys = keys * tl.exp(tl.minimum(g_last[None, :] - g, 0.0))
         state_at = dstates + kcols[:, None] * V + vcols[None, :]
         state_grad = tl.load(state_at, mask=k_ok[:, None] & v_ok[None, :], other=0.0)
-        grad += tl.dot(keys.to(DOT), state_grad.to(DOT), input_precision="ieee")
+        grad += tl.dot(keys.to(DOT), state_grad.to(DOT), input_precision=PRECISION)
     tl.store(dv + value_at, grad.to(dv.dtype.element_ty), mask=value_mask)
 
 
@@ -202,8 +206,8 @@ def chunk_query_key_gradients_kernel(
     HAS_DECAY: tl.constexpr,
     HAS_BONUS: tl.constexpr,
     DECAY_GRAD: tl.constexpr,
-    INTRA: tl.constexpr,
     DOT: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Grid (cdiv(K, BK), n_chunks * BT / BC, bh): dq and dk of one band of BC rows and BK key
     channels,
@@ -211,9 +215,9 @@ def chunk_query_key_gradients_kernel(
         dk_s = sum_{t >= s} dA[t, s] q_t exp(Gq_t - G_s) + exp(G_last - G_s) (v_s dS_leaving^T)
     (s < t for RWKV-6, whose diagonal adds u k_t dA[t, t] to dq_t and u q_t dA[t, t] to dk_t).
     The other bands by tl.dot with the decay split between the bands, the band's own tile pair
-    by pair, as in the forward, in float32 (INTRA: the within-chunk tl.dot precision); the
-    states' terms in DOT operands. Also stores x = q dq - k dk (the decay gradient's terms),
-    RWKV-6's bonus share minus q dq (with DECAY_GRAD), and per-band sums of the bonus gradient.
+    by pair, as in the forward, in float32; the states' terms in DOT operands. Also stores
+    x = q dq - k dk (the decay gradient's terms) and RWKV-6's bonus share minus q dq (with
+    DECAY_GRAD), and per-band sums of the bonus gradient.
     """
     NC: tl.constexpr = BT // BC
     NV: tl.constexpr = (V + BV - 1) // BV
@@ -284,19 +288,19 @@ def chunk_query_key_gradients_kernel(
         g_split_after = tl.load(key_start + split_after * K, mask=k_ok, other=0.0)
         keys_before = keys_before * tl.exp(tl.minimum(g_split_before[None, :] - g_before, 0.0))
         queries_after = queries_after * tl.exp(tl.minimum(gq_after - g_split_after[None, :], 0.0))
-        query_grad = tl.dot(grad_before, keys_before, input_precision=INTRA)
+        query_grad = tl.dot(grad_before, keys_before, input_precision=PRECISION)
         query_grad *= tl.exp(tl.minimum(gq - g_split_before[None, :], 0.0))
-        key_grad = tl.dot(tl.trans(grad_after), queries_after, input_precision=INTRA)
+        key_grad = tl.dot(tl.trans(grad_after), queries_after, input_precision=PRECISION)
         key_grad *= tl.exp(tl.minimum(g_split_after[None, :] - g, 0.0))
         # (t, s, channel) weights of the band's own tile, lower triangle only (grad_own).
         pair = grad_own[:, :, None] * tl.exp(tl.minimum(gq[:, None, :] - g[None, :, :], 0.0))
         query_grad += tl.sum(pair * keys[None, :, :], axis=1)
         key_grad += tl.sum(pair * queries[:, None, :], axis=0)
     else:
-        query_grad = tl.dot(grad_before, keys_before, input_precision=INTRA)
-        key_grad = tl.dot(tl.trans(grad_after), queries_after, input_precision=INTRA)
-        query_grad += tl.dot(grad_own, keys, input_precision=INTRA)
-        key_grad += tl.dot(tl.trans(grad_own), queries, input_precision=INTRA)
+        query_grad = tl.dot(grad_before, keys_before, input_precision=PRECISION)
+        key_grad = tl.dot(tl.trans(grad_after), queries_after, input_precision=PRECISION)
+        query_grad += tl.dot(grad_own, keys, input_precision=PRECISION)
+        key_grad += tl.dot(tl.trans(grad_own), queries, input_precision=PRECISION)
 
     if HAS_BONUS:
         u = tl.load(bonus + (i_bh % H) * K + kcols, mask=k_ok, other=0.0).to(tl.float32)
@@ -324,9 +328,9 @@ def chunk_query_key_gradients_kernel(
         state_mask = k_ok[:, None] & v_ok[None, :]
         state = tl.load(entering + state_at, mask=state_mask, other=0.0)
         state_grad = tl.load(leaving_grad + state_at, mask=state_mask, other=0.0)
-        from_state += tl.dot(out_grad.to(DOT), tl.trans(state).to(DOT), input_precision="ieee")
+        from_state += tl.dot(out_grad.to(DOT), tl.trans(state).to(DOT), input_precision=PRECISION)
         from_state_grad += tl.dot(
-            values.to(DOT), tl.trans(state_grad).to(DOT), input_precision="ieee"
+            values.to(DOT), tl.trans(state_grad).to(DOT), input_precision=PRECISION
         )
     if HAS_DECAY:
         last = tl.minimum(chunk_start + BT, L) - 1

@@ -8,6 +8,9 @@ Layouts (all contiguous, batch and heads flattened to one axis "bh"):
 G is the inclusive cumulative log decay counted from the chunk's start; Gq is the query's (G for
 GLA; for RWKV-6, whose query sees the state before this step's decay, the exclusive G - log a).
 
+DOT is the dtype of the operands of the products with states (float32, or the inputs' 16-bit
+dtype on CUDA); PRECISION the tl.dot precision of float32 operands (triton.py says which).
+
 Every decay factor is exp(min(x, 0)) of an x that is a later G minus an earlier one, so <= 0
 wherever the factor counts: the clamp changes nothing there but keeps padded rows and masked
 pairs (whose x may be huge and positive) finite, so their products are 0, never inf * 0 = nan.
@@ -67,6 +70,7 @@ def chunk_states_kernel(
     HAS_DECAY: tl.constexpr,
     HAS_INITIAL: tl.constexpr,
     DOT: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Grid (cdiv(K, BK), cdiv(V, BV), bh): one (BK, BV) block of the state per program, kept
     in registers while the program walks the NT chunks in order,
@@ -103,7 +107,7 @@ def chunk_states_kernel(
             g = tl.load(cumulative + i_t * BT * K + key_at, mask=key_mask, other=0.0)
             keys = keys * tl.exp(tl.minimum(g_last[None, :] - g, 0.0))
             state = state * tl.exp(g_last)[:, None]
-        state += tl.dot(tl.trans(keys).to(DOT), values.to(DOT), input_precision="ieee")
+        state += tl.dot(tl.trans(keys).to(DOT), values.to(DOT), input_precision=PRECISION)
     tl.store(states + NT * K * V + state_at, state, mask=state_mask)
 
 
@@ -123,7 +127,7 @@ def intra_chunk_scores_kernel(
     BK: tl.constexpr,
     HAS_DECAY: tl.constexpr,
     HAS_BONUS: tl.constexpr,
-    INTRA: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Grid (n_chunks * BT / BC, bh): the scores of one band of BC query rows.
 
@@ -132,8 +136,7 @@ def intra_chunk_scores_kernel(
     with the decay split at the last row r of the previous band: exp(Gq_t - G_r) for the
     queries and exp(G_r - G_s) for the keys, s <= r <= t, both <= 1. The band's own (BC, BC)
     tile pair by pair, each exponent Gq_t - G_s formed before exp, BK key channels at a time.
-    Products in float32 (INTRA: the tl.dot precision, "ieee" or, for 16-bit inputs, "tf32"),
-    as fla keeps the within-chunk scores.
+    Products in float32 (at tf32 precision for 16-bit inputs), as fla keeps the scores.
     """
     NC: tl.constexpr = BT // BC
     NK: tl.constexpr = (K + BK - 1) // BK
@@ -177,12 +180,12 @@ def intra_chunk_scores_kernel(
             g_split = tl.load(cumulative + split * K + kcols, mask=k_ok, other=0.0)
             queries_split = queries * tl.exp(tl.minimum(gq - g_split[None, :], 0.0))
             keys_before = keys_before * tl.exp(tl.minimum(g_split[None, :] - g_before, 0.0))
-            before += tl.dot(queries_split, tl.trans(keys_before), input_precision=INTRA)
+            before += tl.dot(queries_split, tl.trans(keys_before), input_precision=PRECISION)
             pair_decay = tl.exp(tl.minimum(gq[:, None, :] - g[None, :, :], 0.0))
             tile += tl.sum(queries[:, None, :] * keys[None, :, :] * pair_decay, axis=2)
         else:
-            before += tl.dot(queries, tl.trans(keys_before), input_precision=INTRA)
-            tile += tl.dot(queries, tl.trans(keys), input_precision=INTRA)
+            before += tl.dot(queries, tl.trans(keys_before), input_precision=PRECISION)
+            tile += tl.dot(queries, tl.trans(keys), input_precision=PRECISION)
         if HAS_BONUS:
             u = tl.load(bonus + (i_bh % H) * K + kcols, mask=k_ok, other=0.0).to(tl.float32)
             own += tl.sum(queries * u[None, :] * keys, axis=1)
@@ -214,6 +217,7 @@ def chunk_output_kernel(
     BV: tl.constexpr,
     HAS_DECAY: tl.constexpr,
     DOT: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Grid (cdiv(V, BV), NT, bh): o = (q * exp(Gq)) @ S_entering + A @ v for one chunk and one
     (BT, BV) block of the output."""
@@ -243,12 +247,12 @@ def chunk_output_kernel(
             queries = queries * tl.exp(tl.minimum(gq, 0.0))
         state_at = states + kcols[:, None] * V + vcols[None, :]
         state = tl.load(state_at, mask=k_ok[:, None] & v_ok[None, :], other=0.0)
-        out += tl.dot(queries.to(DOT), state.to(DOT), input_precision="ieee")
+        out += tl.dot(queries.to(DOT), state.to(DOT), input_precision=PRECISION)
     score_at = scores + rows[:, None] * BT + o_t[None, :]
     causal = row_ok[:, None] & (o_t[:, None] >= o_t[None, :])
     weights = tl.load(score_at, mask=causal, other=0.0)
     value_at = rows[:, None] * V + vcols[None, :]
     value_mask = row_ok[:, None] & v_ok[None, :]
     values = tl.load(v + value_at, mask=value_mask, other=0.0).to(tl.float32)
-    out += tl.dot(weights.to(DOT), values.to(DOT), input_precision="ieee")
+    out += tl.dot(weights.to(DOT), values.to(DOT), input_precision=PRECISION)
     tl.store(o + value_at, out.to(o.dtype.element_ty), mask=value_mask)
