@@ -28,13 +28,14 @@ Every product of tiles is a tl.dot with float32 accumulation. Float32 inputs: fl
 at tf32x3 precision (float32 accuracy from the tensor cores). bf16 / fp16 inputs on CUDA, as
 fla: the products with states, and A @ v, take operands cast to that dtype in registers; the
 within-chunk products (scores, dq, dk) stay float32 at tf32 precision, and A^T @ do in dv at
-float32 accuracy (tf32x3). Loads are
-upcast to float32; every load and store is masked, so K, V and L need not be multiples of
-anything. The inputs are made contiguous first (strided q, k, v, as from a fused projection,
-cost one copy).
+float32 accuracy (tf32x3). Loads are upcast to float32; every load and store is masked, so K, V
+and L need not be multiples of anything. The inputs are made contiguous first (strided q, k, v,
+as from a fused projection, cost one copy). All kernels compile for sm_90 (tested without a GPU);
+with 8 warps (4 for the scores) none spills registers for bf16 inputs.
 
 Stored vs recomputed. Saved for the backward: the inputs, G (and Gq for RWKV-6), (bh, L, K), and
-A, (bh, L, BT), all float32. The states, (bh, NT + 1, K, V) float32 (as large as A when
+A, (bh, L, BT), all float32: 4 (K + BT) bytes per head and step beyond the inputs (GLA). The
+states, (bh, NT + 1, K, V) float32 (4 K V / BT bytes per head and step, as large as A when
 K = V = BT), are recomputed by one more pass over k and v, as fla does. The backward adds float32
 buffers: the states and their gradients, dA (bh, L, BT) and, with decay, x (bh, L, K).
 
