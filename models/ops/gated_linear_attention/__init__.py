@@ -3,14 +3,15 @@ RWKV-6's WKV (with its bonus u) and, without decay, of causal linear attention (
 Transformer, Performer and cosFormer after their feature maps).
 
 Backends: `reference` (one step at a time, the oracle), `chunked` (exact within-chunk products
-in log space and states passed between chunks).
+in log space and states passed between chunks), `triton` (flash-linear-attention's chunked
+kernels, forward and backward, for CUDA; its chunk is its own tile, so it takes no chunk_size).
 """
 
 from __future__ import annotations
 
 import torch
 
-from models.ops.dispatch import Backend, KernelOp
+from models.ops.dispatch import Backend, KernelOp, triton_runs_here
 
 OP = KernelOp(
     "gated_linear_attention",
@@ -19,8 +20,14 @@ OP = KernelOp(
             "reference", "models.ops.gated_linear_attention.reference:gated_attention_reference"
         ),
         Backend("chunked", "models.ops.gated_linear_attention.chunked:chunked_gated_attention"),
+        Backend(
+            "triton",
+            "models.ops.gated_linear_attention.triton:gated_linear_attention_triton",
+            available=triton_runs_here,
+            compiled=True,
+        ),
     ],
-    auto={"cuda": ("chunked",), "cpu": ("chunked",)},
+    auto={"cuda": ("triton", "chunked"), "cpu": ("chunked",)},
 )
 
 
