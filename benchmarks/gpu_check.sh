@@ -2,7 +2,7 @@
 # `make gpu-check`: the checks that need a GPU, in one script meant to finish within 8 minutes on
 # one H200, writing everything under results/gpu/ (GPU_OUT):
 #
-#   1. tests    pytest -k "kernel or triton": every backend of every op against its reference,
+#   1. tests    pytest -k "kernel or triton" tests/ops: every backend of every op against its reference,
 #               Triton natively in float32 and bfloat16 (tests/ops/test_backends.py), and the
 #               op-specific Triton tests.                                         limit 120 s
 #   2. kernels  the kernels benchmark (`make kernels-bench`'s runner) at lengths 1K-16K with
@@ -84,7 +84,7 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...: run it under a time limit, log s
 
 xdist=()
 "$PY" -c 'import xdist' 2>/dev/null && xdist=(-n 4)  # compile Triton kernels in parallel
-step tests 120 "$PY" -m pytest -q -p no:cacheprovider "${xdist[@]}" -k "kernel or triton" tests
+step tests 120 "$PY" -m pytest -q -p no:cacheprovider "${xdist[@]}" -k "kernel or triton" tests/ops
 step kernels 130 "$PY" benchmarks/kernels/run.py --out "$OUT/kernels" --warmup 2 --repeats 5 \
     --budget-seconds 110 --note "gpu-check (benchmarks/gpu_check.sh)"
 step speed 190 "$PY" -m lra_bench speed --models "$MODELS" --lengths "$LENGTHS" --batch 32 \

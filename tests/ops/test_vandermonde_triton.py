@@ -117,6 +117,28 @@ def test_growing_modes_with_dss_shift_never_overflow():
     assert kernel[..., -1].abs().max() > 0.1  # the last lag's power is exp(0): present, not lost
 
 
+def test_dss_kernel_with_its_complex_shift():
+    # DSS shifts growing modes by dt lambda (L - 1), imaginary part included
+    # (models/ssm/dss_kernel.py): the kernel and the gradients of DSS's parameters match.
+    from models.ops.vandermonde import vandermonde
+    from models.ssm.dss_kernel import DSSKernel
+
+    torch.manual_seed(0)
+    dss = DSSKernel(d_model=3, d_state=4, channels=2, length=300).to(DEVICE)
+    with torch.no_grad():
+        dss.lam[:2, 0] = torch.tensor([0.8, 0.05])  # two growing modes
+    results = {}
+    for backend in ("reference", "triton"):
+        dt_lam, c, shift = dss.discrete()
+        assert shift.is_complex() and shift.imag.abs().max() > 0
+        kernel = vandermonde(c, dt_lam, 300, shift, backend=backend).real
+        loss = (kernel * torch.linspace(-1, 1, 300, device=DEVICE)).sum()
+        grads = torch.autograd.grad(loss, [dss.log_dt, dss.lam, dss.w])
+        results[backend] = [kernel.detach(), *grads]
+    for name, value, expected in zip(["kernel", "log_dt", "lam", "w"], *results.values()):
+        assert relative_rmse(expected.cpu(), value.cpu()) < 1e-4, name
+
+
 def test_strong_decay_underflows_to_zero_without_nan():
     coefficients, log_lambda = _inputs(2, 3, 4, decay=(-60.0, -20.0), frequency_scale=3.0)
     errors = _errors(coefficients, log_lambda, 300, None, programs=2)

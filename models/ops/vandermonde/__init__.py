@@ -37,6 +37,7 @@ def vandermonde(
     *,
     backend: str | None = None,
 ) -> torch.Tensor:
-    """coefficients: (c, h, n) complex, log_lambda: (h, n) complex, shift: (h, n) real or None ->
-    (c, h, length) complex. backend: None = the run's settings."""
+    """coefficients: (c, h, n) complex, log_lambda: (h, n) complex, shift: (h, n) real, complex
+    (DSS shifts the phase too) or None -> (c, h, length) complex. backend: None = the run's
+    settings."""
     return OP(coefficients, log_lambda, length, shift, backend=backend)

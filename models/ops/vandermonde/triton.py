@@ -362,9 +362,14 @@ def vandermonde_triton(
     """sum_n c_n exp(l * log_lambda_n - shift_n) for l = 0..length-1, by the Triton kernels
     (forward and backward; gradients for coefficients, log_lambda and shift).
 
-    coefficients: (c, h, n) complex, log_lambda: (h, n) complex, shift: (h, n) real or None ->
-    (c, h, length) complex, in the wider of the two complex dtypes. programs: about how many
-    programs to launch (default: PROGRAMS_PER_SM per multiprocessor); tests set it to exercise
-    several tiles per program.
+    coefficients: (c, h, n) complex, log_lambda: (h, n) complex, shift: (h, n) real, complex or
+    None -> (c, h, length) complex, in the wider of the two complex dtypes. A complex shift (DSS
+    shifts by dt lambda (L - 1), phase included) has its imaginary part folded into the
+    coefficients, exp(-i Im shift) C, by PyTorch (autograd included); the kernels take the real
+    part. programs: about how many programs to launch (default: PROGRAMS_PER_SM per
+    multiprocessor); tests set it to exercise several tiles per program.
     """
+    if shift is not None and shift.is_complex():
+        coefficients = coefficients * torch.exp(-1j * shift.imag)
+        shift = shift.real
     return _Vandermonde.apply(coefficients, log_lambda, length, shift, programs)
