@@ -2,15 +2,16 @@
 # `make gpu-check`: the checks that need a GPU, in one script meant to finish within 8 minutes on
 # one H200, writing everything under results/gpu/ (GPU_OUT):
 #
-#   1. tests    pytest -k "kernel or triton" tests/ops: every backend of every op against its reference,
-#               Triton natively in float32 and bfloat16 (tests/ops/test_backends.py), and the
-#               op-specific Triton tests.                                         limit 120 s
+#   1. tests    pytest -k "kernel or triton" tests/ops: every backend of every op against its
+#               reference, Triton natively in float32 and bfloat16 (tests/ops/test_backends.py),
+#               and the op-specific Triton tests.                                 limit 120 s
 #   2. kernels  the kernels benchmark (`make kernels-bench`'s runner) at lengths 1K-16K with
 #               peers: results/gpu/kernels/kernels.{json,md}.                     limit 130 s
 #   3. speed    `lra-bench speed` (what `make speed` runs) for GPU_SPEED_MODELS at 1K-16K,
 #               batch 32: results/gpu/speed/.                                      limit 190 s
 #
-# steps.log gets each step's exit status, wall time and limit; <step>.log its output. A step
+# (GPU_LIMITS="120 130 190" sets the three limits in seconds.) steps.log gets each step's exit
+# status, wall time and limit; <step>.log its output. A step
 # that fails or runs out of time is recorded and the next one runs; the script exits non-zero
 # if any failed. Each step writes its results as it goes, so a timed-out step keeps what it had.
 #
@@ -28,6 +29,7 @@ cd "$(dirname "$0")/.."
 OUT=${GPU_OUT:-results/gpu}
 MODELS=${GPU_SPEED_MODELS:-s4d,transformer,mamba,gla,mamba2}
 LENGTHS=1024,2048,4096,8192,16384
+read -r TESTS_LIMIT KERNELS_LIMIT SPEED_LIMIT <<<"${GPU_LIMITS:-120 130 190}"
 
 python_with_cuda() {
     local candidate
@@ -65,7 +67,11 @@ mkdir -p "$OUT"
 LOG="$OUT/steps.log"
 {
     echo "# gpu-check $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    "$PY" -c 'import torch, triton; print(f"python {__import__(\"sys\").version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), triton {triton.__version__}, {torch.cuda.get_device_name()}")'
+    "$PY" - <<'PYTHON'
+import sys, torch, triton
+print(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
+      f"triton {triton.__version__}, {torch.cuda.get_device_name()}")
+PYTHON
 } >"$LOG"
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
 
@@ -84,10 +90,10 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...: run it under a time limit, log s
 
 xdist=()
 "$PY" -c 'import xdist' 2>/dev/null && xdist=(-n 4)  # compile Triton kernels in parallel
-step tests 120 "$PY" -m pytest -q -p no:cacheprovider "${xdist[@]}" -k "kernel or triton" tests/ops
-step kernels 130 "$PY" benchmarks/kernels/run.py --out "$OUT/kernels" --warmup 2 --repeats 5 \
-    --budget-seconds 110 --note "gpu-check (benchmarks/gpu_check.sh)"
-step speed 190 "$PY" -m lra_bench speed --models "$MODELS" --lengths "$LENGTHS" --batch 32 \
+step tests "$TESTS_LIMIT" "$PY" -m pytest -q -p no:cacheprovider "${xdist[@]}" -k "kernel or triton" tests/ops
+step kernels "$KERNELS_LIMIT" "$PY" benchmarks/kernels/run.py --out "$OUT/kernels" --warmup 2 --repeats 5 \
+    --budget-seconds $((KERNELS_LIMIT - 20)) --note "gpu-check (benchmarks/gpu_check.sh)"
+step speed "$SPEED_LIMIT" "$PY" -m lra_bench speed --models "$MODELS" --lengths "$LENGTHS" --batch 32 \
     --warmup 1 --steps 3 --timeout 60 --out "$OUT/speed"
 echo "total $SECONDS s" | tee -a "$LOG"
 exit $failed

@@ -28,14 +28,13 @@ def header(document: dict) -> list[str]:
         load = f"; load average {m['load_average_start'][0]} at the start"
         if m.get("load_average_end"):
             load += f", {m['load_average_end'][0]} at the end"
-    device = (
-        m["device_name"] if m["device"] != "cpu" else f"CPU ({m['cpu']}, {m['cpu_count']} cores)"
-    )
+    cpu = f"CPU {m['cpu']}, {m['cpu_count']} cores"
+    device = m["device_name"] if m["device"] != "cpu" else cpu
+    gpu = f"{m['device']} ({m['device_name']}); " if m["device"] != "cpu" else ""
     lines = [
         f"# Kernel benchmarks: {device}",
         "",
-        f"- Machine: {m['device']} ({m['device_name']}); CPU {m['cpu']}, {m['cpu_count']} cores, "
-        f"{m['threads']} torch threads{load}.",
+        f"- Machine: {gpu}{cpu}, {m['threads']} torch threads{load}.",
         f"- Software: torch {m['torch']}{cuda}, triton {m.get('triton')}, python {m['python']}.",
         f"- Code: git {_commit(m)}; measured {m['date']}, {m.get('wall_s', '?')} s in all.",
     ]
