@@ -19,8 +19,9 @@ log_lambda = a + i b, each power is split into its size and its phase:
   exp(i j b) made once per program, and one rotation per mode and tile. Unit-modulus products
   cannot overflow. Each angle l b is reduced modulo 2 pi before its cos / sin in extended
   precision (b split into 8 leading bits, whose product with any l < 2^16 is exact, and a
-  remainder; 2 pi split into three parts, Cody-Waite): the phase error stays ~1e-7 rad
-  at L = 16K, where rounding l * b to float32 first (as the PyTorch forms do) costs ~1e-3 rad.
+  remainder; 2 pi split into three parts, Cody-Waite): what is left is the rounding of
+  l b_low (|b_low| < 2^-7 |b|), ~4e-6 rad at l b = 16K, where rounding l b to float32 first
+  (as the PyTorch forms do) costs ~1e-3 rad.
 
 Backward, with G = dLoss/dK (PyTorch's conjugate convention) and E = exp(l log_lambda - shift):
 
@@ -237,7 +238,8 @@ def _vandermonde_backward_kernel(
 
 def block_sizes(channels: int, modes: int, backward: bool) -> tuple[int, int, int]:
     """(BLOCK_C, BLOCK_N, BLOCK_L): all modes of a copy in one tile (every mode's phase table
-    is reused for every tile), as many lags as the tile budget leaves, 16..128."""
+    is reused for every tile), as many lags as the tile budget leaves, 16..128. (Past 256 modes
+    the tiles outgrow the budget: still correct, slower.)"""
     block_c = triton.next_power_of_2(channels) if backward else 1
     block_n = triton.next_power_of_2(max(modes, 1))
     block_l = max(16, min(128, TILE_ELEMENTS // (block_c * block_n)))
