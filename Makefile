@@ -14,12 +14,15 @@ ARGS    ?=
 LENGTHS ?=
 BATCH   ?=
 SPEED_ARGS ?=
+KERNELS_OUT  ?=
+KERNELS_ARGS ?=
+ANTLR_VERSION := 4.9.3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup bench test test-slow lint leaderboard speed clean
+.PHONY: help setup bench test test-slow lint leaderboard speed kernels-bench gpu-check gpu-wheels clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 	@echo "  bench takes MODEL=$(MODEL) TASK=$(TASK) PROFILE=$(PROFILE) SEED=$(SEED) RESULTS=$(RESULTS) ARGS='hydra overrides'"
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
@@ -48,6 +51,16 @@ leaderboard: $(STAMP) ## re-aggregate every run record under RESULTS
 
 speed: $(STAMP) ## steps/s + peak memory vs length (LRA Table 2): MODEL=a,b LENGTHS=1024,2048 BATCH=32
 	$(BIN)/lra-bench speed --models $(MODEL) $(if $(LENGTHS),--lengths $(LENGTHS)) $(if $(BATCH),--batch $(BATCH)) --out $(RESULTS) $(SPEED_ARGS)
+
+kernels-bench: $(STAMP) ## time every op's backends (+ peers) vs length: KERNELS_OUT=dir KERNELS_ARGS='--ops vandermonde'
+	$(BIN)/python benchmarks/kernels/run.py $(if $(KERNELS_OUT),--out $(KERNELS_OUT)) $(KERNELS_ARGS)
+
+gpu-check: ## CUDA only: kernel tests, kernels-bench, speed sweep -> results/gpu/ (< 8 min, H200)
+	benchmarks/gpu_check.sh
+
+gpu-wheels: $(STAMP) ## wheels of what gpu-check's python may lack, into .gpu-wheels/ (to carry offline)
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps -w .gpu-wheels \
+		$$(grep -E '^(hydra-core|omegaconf)==' requirements.txt) antlr4-python3-runtime==$(ANTLR_VERSION)
 
 clean: ## remove the venv, generated data and caches (keeps results/)
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .tox

@@ -2,6 +2,11 @@
 SSMs (S4, S4D, DSS), H3, Hyena and Mega's EMA.
 
 Backends: `reference` (the direct O(L^2) sum, the oracle), `fft` (zero-padded FFT, O(L log L)).
+No Triton form yet, though this op takes far more of an S4D step than the Vandermonde kernel
+(which has one): cuFFT already runs each FFT near memory bandwidth, and a fused Triton FFT
+convolution (DFTs as matrix products, FlashFFTConv-style) only pays in reduced precision and
+holds a row of 2L complex numbers per program, which stops fitting past L ~ 4K in float32.
+README, "Kernels", gives the measurements.
 """
 
 from __future__ import annotations
