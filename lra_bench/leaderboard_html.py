@@ -183,13 +183,13 @@ def summary_html(table: pd.DataFrame, profile: str, protocol: str, plot: Path | 
         if show_published:
             numbers += [number(line.published_avg5), number(line.published_avg6)]
         ratio = line.params_vs_transformer
-        numbers.append(budget(ratio, bool(ratio > BUDGET) if ratio == ratio else None))
+        over = bool(ratio > BUDGET) if ratio == ratio else None
         colour = to_hex(styles[model]["color"])
         lines.append(
             f'<tr><td class="num">{rank}</td><td><span class="swatch" '
             f'style="background:{colour}"></span>{escape(model)}</td>'
             + "".join(f'<td class="num">{c}</td>' for c in numbers)
-            + "</tr>"
+            + f'<td class="num{" over" if over else ""}">{budget(ratio, over)}</td></tr>'
         )
     head = "".join(f"<th>{escape(h)}</th>" for h in heads)
     figure = (
