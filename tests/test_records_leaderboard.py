@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from lra_bench.leaderboard import aggregate, load_runs, write_leaderboard
+from lra_bench.leaderboard import aggregate, load_runs, read_leaderboard, write_leaderboard
 from lra_bench.records import SCHEMA_VERSION, RunRecord
 
 
@@ -91,10 +91,11 @@ def test_runs_of_different_variants_are_never_averaged_together(tmp_path):
 def test_write_leaderboard_writes_csv_markdown_and_plot(tmp_path):
     write_all(tmp_path, [record(seed=0), record(model="other", seed=0, test=0.3)])
     write_leaderboard(tmp_path)
-    csv = pd.read_csv(tmp_path / "leaderboard.csv")
+    csv = read_leaderboard(tmp_path / "leaderboard.csv")
     assert list(csv.model) == ["other", "transformer"]
     assert (
-        "| listops | transformer | mini | v1 | 40.00 |" in (tmp_path / "leaderboard.md").read_text()
+        "| listops | transformer | mini | scratch | 40.00 | 1 | 0 |"
+        in (tmp_path / "leaderboard.md").read_text()
     )
     assert (tmp_path / "plots" / "leaderboard_mini.png").stat().st_size > 1000
 

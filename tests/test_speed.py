@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lra_bench.environment import PeakMemory, cpu_name, is_out_of_memory
+from lra_bench.leaderboard import read_leaderboard
 from lra_bench.speed.flops import count_flops, mfu
 from lra_bench.speed.report import average_accuracy, bubble_points, write_report
 from lra_bench.speed.runner import (
@@ -226,7 +227,9 @@ def test_plots_and_summary_are_written(speed_run):
     summary = (out / "speed_memory.md").read_text()
     assert "4x4 TPU v3" in summary and "| transformer | 4K | – | – | 1.4 | 1 |" in summary
     assert "| transformer | 64 | ok |" in summary
-    points, label, note = bubble_points(table, pd.read_csv(out / "leaderboard.csv"), "lra", 128)
+    points, label, note = bubble_points(
+        table, read_leaderboard(out / "leaderboard.csv"), "lra", 128
+    )
     assert points.model.tolist() == ["transformer"] and points.accuracy.tolist() == [50.0]
     assert label == "mean test accuracy over 2 tasks (%), profile 'lra'" and note == ""
 

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> None:
         return
     for _, row in table.iterrows():
         print(format_row(row))
-    print(f"wrote {Path(args.results) / 'leaderboard.csv'} and leaderboard.md")
+    print(f"wrote {Path(args.results) / 'leaderboard.csv'}, leaderboard.md and leaderboard.html")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

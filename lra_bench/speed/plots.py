@@ -18,7 +18,9 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator  # noqa: E402
 
-from tasks.files import replaced_atomically
+from lra_bench.label_placement import place_labels  # noqa: E402
+from lra_bench.styles import model_styles  # noqa: E402
+from tasks.files import replaced_atomically  # noqa: E402
 
 # How a measurement that produced no number is drawn on the bottom edge of the axes.
 FAILURE_MARKERS = {
@@ -164,39 +166,41 @@ def plot_bubbles(
     """The LRA paper's Figure 3: average accuracy (y) against training steps/s at one length (x);
     bubble area proportional to peak memory. `points`: model, steps_per_sec, peak_mem_gb,
     accuracy (one row per model, only models that have all three). `note` is printed under the
-    axes (models left out and why)."""
+    axes (models left out and why). Each model has its colour and, at the bubble's centre, its
+    marker (lra_bench/styles.py); labels are placed last, clear of one another
+    (lra_bench/label_placement.py)."""
     fig, ax = plt.subplots(figsize=(8.0, 5.4))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     largest = float(points.peak_mem_gb.max()) if not points.empty else 1.0
     scale = 2000.0 / largest  # points^2 per GB: the largest bubble is 2000 points^2
-
-    for index, (_, row) in enumerate(points.sort_values("model").iterrows()):
+    points = points.sort_values("model")
+    styles = model_styles(points.model)
+    sizes = [max(20.0, gb * scale) for gb in points.peak_mem_gb]
+    for (_, row), size in zip(points.iterrows(), sizes):
+        style = styles[row.model]
         ax.scatter(
             row.steps_per_sec,
             row.accuracy,
-            s=max(20.0, row.peak_mem_gb * scale),
-            color=colours[index % len(colours)],
-            alpha=0.55,
+            s=size,
+            color=style["color"],
+            alpha=0.45,
             edgecolors="black",
             linewidths=0.6,
         )
-        # Beside the bubble (its radius is sqrt(s)/2 points), so labels of nearby bubbles
-        # do not sit on top of one another.
-        radius = max(20.0, row.peak_mem_gb * scale) ** 0.5 / 2
-        ax.annotate(
-            row.model,
-            (row.steps_per_sec, row.accuracy),
-            xytext=(radius + 3, 0),
-            textcoords="offset points",
-            ha="left",
-            va="center",
-            fontsize=8,
+        ax.scatter(
+            row.steps_per_sec,
+            row.accuracy,
+            s=18,
+            marker=style["marker"],
+            color=style["color"],
+            edgecolors="black",
+            linewidths=0.5,
+            zorder=3,
         )
     if points.empty:
         ax.text(
             0.5,
             0.5,
-            "no model has both a measurement and an accuracy",
+            "no data: no model has both a speed measurement and an accuracy",
             ha="center",
             transform=ax.transAxes,
         )
@@ -205,8 +209,8 @@ def plot_bubbles(
         if span > 10:
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-        # Room for the largest bubbles inside the axes.
-        ax.margins(x=0.25, y=0.3)
+        # Room for the largest bubbles and their labels inside the axes.
+        ax.margins(x=0.3, y=0.3)
         references = sorted({largest, largest / 4}) if largest > 0 else []
         handles = [
             plt.scatter(
@@ -234,4 +238,12 @@ def plot_bubbles(
     if note:
         fig.text(0.01, 0.01, note, fontsize=7, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.06 if note else 0, 1, 1))
+    # Labels last: their places are worked out on the final layout, in pixels.
+    fig.canvas.draw()
+    place_labels(
+        ax,
+        list(zip(points.steps_per_sec, points.accuracy)),
+        list(points.model),
+        [size**0.5 / 2 for size in sizes],  # a bubble of area s points^2 is sqrt(s) across
+    )
     return _save(fig, Path(out_dir) / "accuracy_speed_memory.png")

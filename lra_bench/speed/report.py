@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from lra_bench.leaderboard import read_leaderboard
 from lra_bench.published import SPEED_MEMORY_CSV
+from lra_bench.published.accuracy import SCRATCH
 from lra_bench.speed.plots import length_label, model_order, plot_bubbles, plot_memory, plot_speed
 from lra_bench.speed.runner import BASELINE, CSV_NAME, read_speed_csv
 from tasks.files import replaced_atomically
@@ -60,8 +62,11 @@ def average_accuracy(leaderboard: pd.DataFrame, profile: str) -> tuple[pd.Series
     """(mean test accuracy (%) over the profile's tasks per model, the tasks, {model: tasks it
     lacks}). The tasks are all those with a result in `profile`; a model lacking any of them is
     left out (averages over different task sets are not comparable). Where a model has several
-    variants of a task, the one with the most seeds counts (ties: the first listed)."""
+    variants of a task, the one with the most seeds counts (ties: the first listed). Only
+    from-scratch rows count (a leaderboard without a protocol column has only those)."""
     rows = leaderboard[(leaderboard.profile == profile) & leaderboard.test_acc_mean.notna()]
+    if "protocol" in rows:
+        rows = rows[rows.protocol == SCRATCH]
     tasks = sorted(rows.task.unique())
     if rows.empty:
         return pd.Series(dtype=float), tasks, {}
@@ -274,7 +279,7 @@ def write_report(
     if bubble_length is None:
         bubble_length = 4096 if 4096 in lengths else int(lengths[-1])
     leaderboard_path = Path(leaderboard_path or out_dir / "leaderboard.csv")
-    leaderboard = pd.read_csv(leaderboard_path) if leaderboard_path.exists() else None
+    leaderboard = read_leaderboard(leaderboard_path) if leaderboard_path.exists() else None
     points, label, note = bubble_points(rows, leaderboard, profile, bubble_length)
     if leaderboard is None:
         note = f"no leaderboard at {leaderboard_path}; " + note
