@@ -8,6 +8,7 @@ app (`python -m lra_bench.run`, or `make bench`).
     lra-bench data stats TASK [overrides] [--profile lra]
     lra-bench leaderboard --results DIR
     lra-bench speed --models a,b --lengths 1024,2048,3072,4096 --batch 32 --out DIR
+    lra-bench budget [--profile lra] [--tasks a,b] [--models a,b]
     lra-bench records migrate DIR
 """
 
@@ -17,6 +18,7 @@ import argparse
 import sys
 
 from lra_bench.commands import (
+    budget,
     data_import,
     data_stats,
     data_verify,
@@ -28,7 +30,7 @@ from lra_bench.commands import (
 )
 
 # Modules adding a top-level command (`register`) and ones adding a generator (`register_generate`).
-COMMANDS = [leaderboard, speed, records]
+COMMANDS = [leaderboard, speed, records, budget]
 GENERATORS = [generate_listops, generate_pathfinder]
 # Modules adding a `data` sub-command (`register_data`).
 DATA_COMMANDS = [data_import, data_verify, data_stats]
