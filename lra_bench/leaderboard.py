@@ -5,6 +5,13 @@ Accuracy columns are percentages. Profiles are part of the key, so results of di
 never share a row; so is the variant (the config hash without the seed), so runs with different
 settings are never averaged together as if they were seeds. Runs whose status is not `ok` count
 in `failed` and nowhere else.
+
+A leaderboard of a results folder R reads the records of that result set only
+(`R/runs/<task>/<model>/<profile>/<run>/record.json`, lra_bench/records.py `find_records`), each
+run identity once; a record that fails the schema is skipped and listed, never counted and never
+an error. The files are written under a lock (`R/.leaderboard.lock`) that also covers reading
+the records, so that of two concurrent refreshes the later one sees every record the earlier
+one saw, and no table is older than the records on disk when its refresh began.
 """
 
 from __future__ import annotations
@@ -12,9 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from lra_bench.records import RunRecord, find_records
 from tasks.files import replaced_atomically
+
+LOCK_NAME = ".leaderboard.lock"
+LOCK_TIMEOUT_SECONDS = 600.0
 
 KEY = ["task", "model", "profile", "variant"]
 COLUMNS = [
@@ -32,11 +43,43 @@ COLUMNS = [
 ]
 
 
-def load_runs(results_dir: Path) -> pd.DataFrame:
-    """One row per run record found under `results_dir`."""
-    rows = []
+def read_records(results_dir: Path) -> tuple[list[tuple[Path, RunRecord]], list[str]]:
+    """The valid records of the result set `results_dir`, one per run identity, and one line per
+    record left out ("<path>: why"): unreadable, failing the schema, or a second copy of a run
+    already counted (the ok one, else the later finished one, is kept)."""
+    kept: dict[tuple, tuple[Path, RunRecord]] = {}
+    skipped = []
     for path in find_records(results_dir):
-        record = RunRecord.read(path)
+        try:
+            record = RunRecord.read(path)
+        except ValueError as error:  # its message names the file
+            skipped.append(str(error))
+            continue
+        except OSError as error:
+            skipped.append(f"{path}: cannot be read ({error.strerror or error})")
+            continue
+        identity = (record.task, record.model, record.profile, record.seed, record.config_hash)
+        if identity in kept:
+            other_path, other = kept[identity]
+            if _preference(record) > _preference(other):
+                kept[identity] = (path, record)
+                other_path, path = path, other_path
+            skipped.append(f"{path}: the same run as {other_path}; counted once")
+            continue
+        kept[identity] = (path, record)
+    return sorted(kept.values(), key=lambda item: str(item[0])), skipped
+
+
+def _preference(record: RunRecord) -> tuple:
+    return (record.status == "ok", record.finished_at or "")
+
+
+def load_runs(results_dir: Path) -> pd.DataFrame:
+    """One row per run of the result set `results_dir`; the records left out, one line each,
+    are in `attrs["skipped"]`."""
+    rows = []
+    records, skipped = read_records(results_dir)
+    for path, record in records:
         rows.append(
             {
                 "task": record.task,
@@ -54,7 +97,9 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
                 "path": str(path),
             }
         )
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    runs.attrs["skipped"] = skipped
+    return runs
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -133,14 +178,29 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def write_leaderboard(results_dir: Path, plot: bool = True) -> pd.DataFrame:
-    """Writes results_dir/leaderboard.csv, leaderboard.md and plots/leaderboard_<profile>.png."""
+    """Writes results_dir/leaderboard.csv, leaderboard.md and plots/leaderboard_<profile>.png
+    from the records read under the same lock; returns the table, with the records left out
+    (one line each) in `attrs["skipped"]`."""
     results_dir = Path(results_dir)
-    table = aggregate(load_runs(results_dir))
     results_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(results_dir / "leaderboard.csv", table.to_csv(index=False, float_format="%.4f"))
-    _write_text(results_dir / "leaderboard.md", to_markdown(table))
-    if plot and not table.empty:
-        from lra_bench.plots import plot_leaderboard
+    lock = FileLock(results_dir / LOCK_NAME)
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+    except Timeout:
+        raise TimeoutError(
+            f"{lock.lock_file}: another leaderboard refresh has held it for "
+            f"{LOCK_TIMEOUT_SECONDS:.0f} s; the leaderboard was not refreshed"
+        ) from None
+    try:
+        runs = load_runs(results_dir)
+        table = aggregate(runs)
+        _write_text(results_dir / "leaderboard.csv", table.to_csv(index=False, float_format="%.4f"))
+        _write_text(results_dir / "leaderboard.md", to_markdown(table))
+        if plot and not table.empty:
+            from lra_bench.plots import plot_leaderboard
 
-        plot_leaderboard(table, results_dir / "plots")
+            plot_leaderboard(table, results_dir / "plots")
+    finally:
+        lock.release()
+    table.attrs["skipped"] = runs.attrs["skipped"]
     return table
