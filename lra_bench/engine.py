@@ -184,6 +184,16 @@ def train_and_evaluate(
         state.wall_seconds = earlier_wall + (time.time() - started)
         checkpoints.save(state, best_weights)
 
+    def evaluate_and_keep_best(loss_value: float) -> None:
+        nonlocal best_weights
+        val = evaluate(model, data.splits["val"], config.eval_batch_size, device, config.precision)
+        state.history.append({"step": state.step, "train_loss": loss_value, "val_accuracy": val})
+        if state.best_val is None or val > state.best_val:
+            state.best_val, state.best_step = val, state.step
+            best_weights = copy_weights(model)
+            checkpoints.save_best(best_weights, state.step)
+        bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val:.3f}", best=f"{state.best_val:.3f}")
+
     status = "ok"
     bar = tqdm(
         total=config.max_steps,
@@ -228,21 +238,9 @@ def train_and_evaluate(
             )
             if not checkpoint_now:
                 continue
-            state.train_seconds += watch.lap()
+            state.train_seconds += watch.lap()  # evaluations and checkpoints are not training
             if evaluate_now:
-                val = evaluate(
-                    model, data.splits["val"], config.eval_batch_size, device, config.precision
-                )
-                state.history.append(
-                    {"step": state.step, "train_loss": loss_value, "val_accuracy": val}
-                )
-                if state.best_val is None or val > state.best_val:
-                    state.best_val, state.best_step = val, state.step
-                    best_weights = copy_weights(model)
-                    checkpoints.save_best(best_weights, state.step)
-                bar.set_postfix(
-                    loss=f"{loss_value:.3f}", val=f"{val:.3f}", best=f"{state.best_val:.3f}"
-                )
+                evaluate_and_keep_best(loss_value)
             save_checkpoint()
             signals.checkpoint_requested = False
             if signals.stop_signal is not None:
