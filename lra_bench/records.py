@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -150,10 +151,12 @@ def _has_type(value: Any, expected: Any) -> bool:
         return any(_has_type(value, option) for option in typing.get_args(expected))
     if expected is type(None):
         return value is None
-    if expected is float:  # an integer is a number too; a boolean is not
-        return isinstance(value, int | float) and not isinstance(value, bool)
+    # An integer is a number too; a boolean is neither. numbers.* admit numpy scalars, which
+    # a record may hold before it is written (they are written as plain JSON numbers).
+    if expected is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
     if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
     return isinstance(value, expected)
 
 
