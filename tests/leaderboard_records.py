@@ -41,7 +41,7 @@ def record(
         config["protocol"] = protocol
     return {
         "variant": variant,
-        "config_hash": f"{variant}-{seed}",
+        "config_hash": f"{variant}-{protocol or 'scratch'}-{seed}",
         "error": None if status == "ok" else "it broke",
         "schema": SCHEMA_VERSION,
         "task": task,

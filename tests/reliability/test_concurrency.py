@@ -7,9 +7,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
+from lra_bench.leaderboard import read_leaderboard
 from lra_bench.records import RunRecord, find_records
 from tests.conftest import REPO
 
@@ -49,6 +49,6 @@ def test_eight_runs_and_four_refreshes_at_once_lose_nothing(tmp_path):
     assert (
         len([p for p in (data / "cache" / "listops").iterdir() if not p.name.startswith(".")]) == 1
     )
-    table = pd.read_csv(results / "leaderboard.csv")
+    table = read_leaderboard(results / "leaderboard.csv")
     assert table.seeds.tolist() == [8] and table.failed.tolist() == [0]
     assert not list(results.rglob(".*.tmp-*"))
