@@ -19,12 +19,17 @@ Per image (LRA_SPEC.md section 4.2):
 5. The float image (targets paddle_contrast * snake_contrast, distractors snake_contrast,
    markers 1) is min-max scaled to uint8 as scipy.misc.imsave did.
 
-Kept from the original on purpose, because they shape the data: the second seed is not checked
-against the occupancy mask; after the targets only the second snake's last paddle is added to
-the mask (the first snake's last paddle is not, so distractors may touch it); distractors are
-seeded away from a 1-px image border, targets from a 2*seed_distance band. Dropped: single-paddle
-distractors (LRA's wrapper sets use_single_paddles=False). Added: a cap on target retries, so a
-setting that can never succeed raises instead of looping forever.
+Kept from the original on purpose, because they shape the data: a seed orientation whose
+dilation kernel leaves some image pixel without a tap inside the image finds no free tail at all
+(cv2.dilate's -DBL_MAX border value; render.untapped_pixels): at 32 px only -150..-121 degrees
+can seed, so the first target seed and every distractor point that way, most distractors fail
+(~1.2 of 5 placed at hard) and the targets take ~300 tries per hard image; at 128 px it barely
+acts. The second seed is not checked against the occupancy mask; after the targets only the
+second snake's last paddle is added to the mask (the first snake's last paddle is not, so
+distractors may touch it); distractors are seeded away from a 1-px image border, targets from a
+2*seed_distance band. Dropped: single-paddle distractors (LRA's wrapper sets
+use_single_paddles=False). Added: a cap on target retries, so a setting that can never succeed
+raises instead of looping forever.
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ from tasks.pathfinder.render import (
     seed_kernel_offsets,
     to_bytes,
     translate,
+    untapped_pixels,
 )
 
 SEED_ANGLES = 360  # seed orientations: integer degrees -180..179, ids 0..359
-# LRA's 64 px settings need ~2000 tries per image on average (128 px: ~450, 32 px: ~35); the
-# cap only stops settings under which two targets can never fit from looping forever.
+# Tries per image for the two targets at LRA's settings, as in the original: ~310 at 32 px
+# hard, ~450 at 128 px, ~5800 at 64 px (10 images). The cap only stops settings under which
+# two targets can never fit from looping forever.
 MAX_TARGET_ATTEMPTS = 1_000_000
 COLLISION = 1.8  # `max(mask + footprint) < 1.8` in `extend_snake`
 FREE = 0.3  # a pixel is free when its (dilated) occupancy is <= 0.3 (`ceil(x - 0.3) == 0`)
@@ -88,6 +95,10 @@ class Geometry:
     lines_u8: np.ndarray
     occupancy: np.ndarray
     seed_kernels: list[np.ndarray]
+    # Per seed orientation id: the dilated seed kernel leaves some pixel of the image with no
+    # tap inside it, so the original's cv2.dilate yields -DBL_MAX there and the seed finds no
+    # free tail at all (render.untapped_pixels). At 32 px all but 30 of 360 orientations.
+    seed_blind: np.ndarray
     _lines: dict = field(default_factory=dict)
     # Free tails of the first target seed per orientation: that seed is always placed on the
     # fresh mask, so they depend on the orientation alone (most of the time of a failed
@@ -128,6 +139,7 @@ def geometry(params: PathfinderParams, margin: int) -> Geometry:
     disk_y, disk_x = np.nonzero(disk(margin))
     disk_flat = (disk_y - margin) * padded_width + (disk_x - margin)
     head_flat = offsets[:, 0] * padded_width + offsets[:, 1]
+    seed_kernels = [seed_kernel_offsets(occupancy_u8[i], shape) for i in range(SEED_ANGLES)]
     return Geometry(
         shape=shape,
         half=shape.half,
@@ -143,7 +155,10 @@ def geometry(params: PathfinderParams, margin: int) -> Geometry:
         gather=head_flat[:, None] + disk_flat[None, :],
         lines_u8=lines_u8,
         occupancy=as_intensity(occupancy_u8),
-        seed_kernels=[seed_kernel_offsets(occupancy_u8[i], shape) for i in range(SEED_ANGLES)],
+        seed_kernels=seed_kernels,
+        seed_blind=np.array(
+            [untapped_pixels(k, params.resolution).any() for k in seed_kernels], dtype=bool
+        ),
     )
 
 
@@ -174,7 +189,10 @@ class PathfinderSample:
     label:   1 if the markers sit on the two ends of one target snake, else 0
     margin:  the paddle margin m drawn for this image (metadata column 9)
     markers: ((y, x) origin marker, (y, x) terminal marker)
-    targets: the two target snakes (their paddles, tails and heads), for checks
+    targets: the two target snakes (their paddles, tails and heads), for checks; targets[0]
+             is the one seeded on a free tail, targets[1] seed_distance px from it
+    distractors: the distractor snakes placed, in order, for checks
+    target_tries: how many tries placing the two target snakes took (`two_snakes` calls)
     """
 
     image: np.ndarray
@@ -182,12 +200,15 @@ class PathfinderSample:
     margin: int
     markers: tuple[tuple[int, int], tuple[int, int]]
     targets: tuple[Snake, Snake]
+    distractors: tuple[Snake, ...] = ()
+    target_tries: int = 1
 
 
 class Canvas:
     """Image and occupancy mask of one image, padded by `g.pad` so stamps paste with a slice.
-    The mask's padding stays zero (the original clips masks to the image, and cv2.dilate
-    ignores pixels outside it); the image's padding is cropped at the end."""
+    The mask's padding stays zero (the original clips masks to the image, and cv2.dilate's
+    border value -DBL_MAX never wins a max; the pixels with no tap inside at all are
+    Geometry.seed_blind's business); the image's padding is cropped at the end."""
 
     def __init__(self, params: PathfinderParams, g: Geometry, rng: np.random.Generator):
         self.p, self.g, self.rng = params, g, rng
@@ -250,9 +271,16 @@ class Canvas:
     def free_tails(self, degree_id: int, band: int) -> np.ndarray:
         """Flat indices (row-major, image coordinates) of the tails where a seed paddle of this
         orientation fits: the occupancy mask, with a `band`-px image border set, dilated by the
-        paddle's kernel, is <= 0.3 there."""
+        paddle's kernel, is <= 0.3 there. None at all when the kernel leaves a pixel untapped,
+        as in the original (its cv2 border value; see render.untapped_pixels): this is what
+        limits seeds at 32 px to orientations -150..-121 degrees. Kept on purpose: it shapes
+        LRA's data (fewer distractors, one seed direction)."""
         g, size, pad = self.g, self.size, self.g.pad
-        blocked = self.mask > FREE  # padding is False: cv2.dilate ignores outside pixels
+        if g.seed_blind[degree_id]:
+            return np.empty(0, dtype=np.intp)
+        # The padding is False: a pixel with a tap inside the image takes the max over its
+        # inside taps, as under cv2's -DBL_MAX border (untapped pixels are handled above).
+        blocked = self.mask > FREE
         inner = blocked[pad : pad + size, pad : pad + size]
         inner[:band, :] = inner[-band:, :] = True
         inner[:, :band] = inner[:, -band:] = True
@@ -387,22 +415,22 @@ class Canvas:
         self.paste_occupancy(snakes[1].pending)  # the original's snakes[-1] only
         return snakes
 
-    def distractor(self) -> bool:
-        """`snakes.make_snake`: one whole distractor snake, or no change at all."""
+    def distractor(self) -> Snake | None:
+        """`snakes.make_snake`: one whole distractor snake, or None and no change at all."""
         p, rng = self.p, self.rng
         contrasts = p.snake_contrast_list
         self.undo = []
         try:
             snake = self.seed_snake(contrasts[int(rng.integers(0, len(contrasts)))])
             if snake is None:
-                return False
+                return None
             for _ in range(p.distractor_length - 1):
                 if not self.extend(snake, contrasts[int(rng.integers(0, len(contrasts)))]):
                     for target, window, saved in reversed(self.undo):
                         target[window] = saved
-                    return False
+                    return None
             self.paste_occupancy(snake.pending)
-            return True
+            return snake
         finally:
             self.undo = None
 
@@ -423,19 +451,26 @@ def draw_sample(
     label = int(rng.integers(0, 2))
     margin = params.paddle_margin_list[int(rng.integers(0, len(params.paddle_margin_list)))]
     canvas = Canvas(params, geometry(params, margin), rng)
-    for _ in range(MAX_TARGET_ATTEMPTS):
+    targets, tries = None, 0
+    while targets is None:  # `from_wrapper`: `while not success: two_snakes(...)`
+        tries += 1
+        if tries > MAX_TARGET_ATTEMPTS:
+            raise RuntimeError(
+                f"no two target snakes fit after {MAX_TARGET_ATTEMPTS} tries: {params}"
+            )
         canvas.reset()
         try:
             targets = canvas.targets()
-            break
         except _TargetsFailed:
-            continue
-    else:
-        raise RuntimeError(f"no two target snakes fit after {MAX_TARGET_ATTEMPTS} tries: {params}")
+            pass
+    placed = []
     if distractors:
+        # `make_many_snakes`: each of num_distractor_snakes gets 1 + retrial tries.
         for _ in range(params.num_distractor_snakes):
             for _ in range(params.max_distractor_contour_retrial + 1):
-                if canvas.distractor():
+                snake = canvas.distractor()
+                if snake is not None:
+                    placed.append(snake)
                     break
 
     origin = int(rng.integers(0, 2))
@@ -447,7 +482,13 @@ def draw_sample(
         disc = marker_disc(size, centre, params.marker_radius, params.antialias_scale)
         np.maximum(image, disc / 255, out=image)
     return PathfinderSample(
-        image=to_bytes(image), label=label, margin=margin, markers=markers, targets=targets
+        image=to_bytes(image),
+        label=label,
+        margin=margin,
+        markers=markers,
+        targets=targets,
+        distractors=tuple(placed),
+        target_tries=tries,
     )
 
 
