@@ -343,7 +343,6 @@ class Canvas:
 
     def _start(self, tail, degree_id, ends, contrast) -> Snake:
         paddle = (degree_id, tail[0], tail[1], contrast)
-        self.paste_line(paddle)
         return Snake(
             pivot=ends[1], orientation=degree_id, tail=tail, head=ends[0], paddles=[paddle]
         )
@@ -380,7 +379,6 @@ class Canvas:
             if self.collides(SEED_ANGLES + k, *head):
                 continue
             paddle = (SEED_ANGLES + k, head[0], head[1], contrast)
-            self.paste_line(paddle)
             self.paste_occupancy(snake.pending)
             snake.paddles.append(paddle)
             snake.pivot, snake.orientation, snake.head = pivot, SEED_ANGLES + k, head
@@ -446,6 +444,8 @@ class Canvas:
                 if not self.extend(snake, contrast * snake_mu):
                     raise _TargetsFailed
         self.paste_occupancy(snakes[1].pending)  # the original's snakes[-1] only
+        for snake in snakes:
+            self.draw(snake)
         return snakes
 
     def distractor(self) -> Snake | None:
@@ -463,9 +463,17 @@ class Canvas:
                         target[window] = saved
                     return None
             self.paste_occupancy(snake.pending)
+            self.draw(snake)
             return snake
         finally:
             self.undo = None
+
+    def draw(self, snake: Snake) -> None:
+        """Pastes a finished snake's paddles into the image. Only the mask steers placement, so
+        a snake is drawn once it is complete (the image is max-combined, order is free): the
+        lines of the many failed tries are never drawn nor undone."""
+        for paddle in snake.paddles:
+            self.paste_line(paddle)
 
     def reset(self) -> None:
         """An empty image and the fresh mask (a no-op when nothing was pasted since)."""
