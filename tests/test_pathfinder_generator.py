@@ -3,6 +3,7 @@ data format. The reference functions below follow the original code path by path
 arrays, explicit loops), at small sizes; the generator's tables and slices must agree exactly."""
 
 import argparse
+import json
 from functools import lru_cache
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image
 
 from lra_bench.commands import generate_pathfinder
 from tasks.pathfinder.generator import (
+    GENERATOR_VERSION,
     generate_batch,
     generate_pathfinder_official,
     generate_pathfinder_shards,
@@ -505,6 +507,19 @@ def test_resume_and_refusal_to_mix_settings(tmp_path):
         generate_pathfinder_shards(tmp_path, 32, "easy", 8, seed=2, images_per_shard=4)
     generate_pathfinder_shards(tmp_path, 32, "easy", 4, seed=2, overwrite=True)
     assert len(read_pathfinder_shards(folder)[1]) == 4
+
+
+def test_a_folder_of_an_older_generator_is_not_resumed(tmp_path):
+    """Issue #17 changed the images a seed gives: an interrupted folder from before must not
+    be completed with new batches (its manifest, as written then, has no generator_version)."""
+    folder = generate_pathfinder_shards(tmp_path, 32, "easy", 4, seed=1, images_per_shard=2)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["generator_version"] == GENERATOR_VERSION
+    del manifest["generator_version"]
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
+    (folder / "shard_1.npz").unlink()
+    with pytest.raises(FileExistsError, match="generator version"):
+        generate_pathfinder_shards(tmp_path, 32, "easy", 4, seed=1, images_per_shard=2)
 
 
 def test_command_line_generates_shards(tmp_path):
