@@ -1,17 +1,25 @@
 """Pathfinder generator speed and image statistics: milliseconds per image on one core, the
-fraction of zero pixels and the rate of positive labels, for LRA's Pathfinder (32 px) and
-Path-X (128 px) settings.
+fractions of zero and of faint (1..5) pixels, the mean pixel, the rate of positive labels, the
+distractor snakes placed, the tries the two target snakes took and the seed orientations, for
+LRA's Pathfinder (32 px) and Path-X (128 px) settings.
 
     .venv/bin/python benchmarks/pathfinder_generator_speed.py [--images 300 40] [--seed 0] \
-        [--sheet docs/pathfinder_samples.png]
+        [--difficulties easy intermediate hard] [--sheet docs/pathfinder_samples.png]
 
 Prints one JSON line per setting after a machine header. Time is the process's CPU time (one
 process, so one core), which stays meaningful on a shared machine; wall time is printed beside
 it. Per-process set-up (drawing the paddle stamps, ~0.1 s) is timed apart. Targets: at most
 19 ms (32 px) and 150 ms (128 px) per image, ten times faster than the original generator's
-0.19 s and 1.5 s (LRA_SPEC.md section 4.5). Zero pixels: ~86% at 128 px as LRA_SPEC says; at
-32 px hard ~55% (easy ~65%), below LRA_SPEC's ~66-77%: ~22% of pixels are the faint (1..5)
-Lanczos halo of the original's rendering, reproduced byte for byte (see the tests).
+0.19 s and 1.5 s (LRA_SPEC.md section 4.5).
+
+What to expect (the original's own figures are in tests/test_pathfinder_generator.py): at
+32 px most seed orientations can never place a snake (the original's cv2 border artifact,
+tasks/pathfinder/render.py `untapped_pixels`), so the first target seed and every distractor
+seed point at -150..-121 degrees, the two targets take ~310 tries at hard and only ~1.2 of 5
+distractors fit; ~66% of a hard image's pixels are 0 (easy ~77%). At 128 px the artifact
+barely acts and ~86% of pixels are 0, as LRA_SPEC says. Target tries are heavy-tailed (the
+per-image sd is about the mean), so the time of 40 images at 128 px varies by ~15% between
+seeds.
 --sheet also draws a grid of the first images of each setting with their labels.
 """
 
@@ -59,8 +67,35 @@ def measure(resolution: int, difficulty: str, images: int, seed: int) -> tuple[d
         "zero_pixel_fraction_p5_p95": np.percentile((pixels == 0).mean(axis=(1, 2)), [5, 95])
         .round(4)
         .tolist(),
+        "faint_pixel_fraction": round(float(((pixels >= 1) & (pixels <= 5)).mean()), 4),
+        "mean_pixel": round(float(pixels.mean()), 2),
         "positive_rate": round(float(np.mean([s.label for s in samples])), 4),
+        "distractors_placed_mean": round(float(np.mean([len(s.distractors) for s in samples])), 3),
+        "distractors_attempted": params.num_distractor_snakes,
+        "target_tries_mean": round(float(np.mean([s.target_tries for s in samples])), 1),
+        **seed_orientations(samples),
     }, samples
+
+
+def seed_orientations(samples: list) -> dict:
+    """Range (degrees) and number of distinct orientations of the seed paddles: of the first
+    target snake (seeded on a free tail), of the second (seed_distance px away, unchecked) and
+    of the distractors."""
+
+    def summary(degrees: list[int]) -> dict:
+        if not degrees:
+            return {"range": None, "distinct": 0}
+        return {"range": [min(degrees), max(degrees)], "distinct": len(set(degrees))}
+
+    # A seed paddle's stamp id is its orientation id: degrees + 180.
+    first = [s.targets[0].paddles[0][0] - 180 for s in samples]
+    second = [s.targets[1].paddles[0][0] - 180 for s in samples]
+    distractors = [d.paddles[0][0] - 180 for s in samples for d in s.distractors]
+    return {
+        "seed_degrees_first_target": summary(first),
+        "seed_degrees_second_target": summary(second),
+        "seed_degrees_distractors": summary(distractors),
+    }
 
 
 def draw_sheet(path: str, rows: list[tuple[str, list]], columns: int = 8) -> None:

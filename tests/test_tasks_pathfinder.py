@@ -140,6 +140,19 @@ def test_generates_when_missing_then_reuses_and_resumes(tmp_path, monkeypatch):
     np.testing.assert_array_equal(resumed.splits["train"].tokens, data.splits["train"].tokens)
 
 
+def test_data_generated_before_issue_17_is_not_read(tmp_path):
+    """A finished folder at the name the loader used before the generator's images changed
+    (issue #17) is neither read nor overwritten: the data are generated anew beside it."""
+    settings = {"count": 4, "seed": 5, "workers": 1}
+    old = tmp_path / "pathfinder" / "generated-32-easy-4-5"
+    old.mkdir(parents=True)
+    (old / "manifest.json").write_text(json.dumps({"complete": True, "count": 4, "shards": 0}))
+    task = Pathfinder(resolution=32, difficulty="easy", generate=settings)
+    kind, folder = task.locate(tmp_path, progress=False)
+    assert kind == "shards" and folder != old and (folder / "shard_0.npz").exists()
+    assert sorted(p.name for p in old.iterdir()) == ["manifest.json"]
+
+
 def test_missing_data_without_generate_says_how_to_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"lra-bench data import.*task.data.generate"):
         Pathfinder(resolution=128).load(tmp_path, progress=False)

@@ -37,6 +37,11 @@ from tasks.pathfinder.shards import (
 from tasks.pathfinder.snakes import PathfinderSample, draw_sample
 
 BATCH_SIZE = 1000
+# Which images a (seed, settings) pair gives. Bump it whenever they change, so that folders
+# made before are neither resumed with new batches nor read as current data (the manifest and
+# the loader's folder name carry it). 2: the original's seed border rule (issue #17), which
+# changed the distribution (4x fewer distractors at 32 px), not only the draws.
+GENERATOR_VERSION = 2
 
 
 def batch_seed(seed: int, params: PathfinderParams, batch: int) -> int:
@@ -112,7 +117,8 @@ def _prepare(folder: Path, manifest: dict, overwrite: bool, ours: list[str]) -> 
     holds_data = existing is not None or any(next(folder.glob(p), None) for p in ours)
     if holds_data and not overwrite:
         raise FileExistsError(
-            f"{folder} holds Pathfinder data generated with other settings (or not by us); "
+            f"{folder} holds Pathfinder data generated with other settings, by another "
+            f"generator version (ours: {GENERATOR_VERSION}) or not by us; "
             "pass --overwrite to replace it"
         )
     for pattern in ours:
@@ -160,6 +166,7 @@ def _settings(
         raise ValueError(f"params are for {params.resolution} px, not {resolution}")
     manifest = {
         "format": fmt,
+        "generator_version": GENERATOR_VERSION,
         "resolution": resolution,
         "difficulty": difficulty,
         "count": count,

@@ -11,7 +11,8 @@ Sources, in this order:
    difficulty folder) or a folder of generator shards (tasks/pathfinder/shards.py);
 2. `<data_root>/lra_release/pathfinder<R>/<difficulty folder>` (`lra-bench data import`);
 3. `<data_root>/pathfinder/generated-<id>/`, generated there first when `generate` is set (the
-   mini and smoke profiles) by tasks/pathfinder/generator.py.
+   mini and smoke profiles) by tasks/pathfinder/generator.py; <id> names the generator version,
+   so data an older generator made there is not read.
 
 Official layout: `<difficulty>/metadata/<k>.npy` are TEXT files (one line per image, 11
 space-separated columns: subpath, file name, index, label, ...), images at
@@ -171,9 +172,12 @@ class Pathfinder(Task):
         return (self.resolution // self.downsample) ** 2
 
     def generated_folder(self, data_root: Path) -> Path:
+        from tasks.pathfinder.generator import GENERATOR_VERSION
+
         settings = self.generate or {}
         ident = (
-            f"{self.resolution}-{self.difficulty}-{settings.get('count')}-{settings.get('seed', 0)}"
+            f"v{GENERATOR_VERSION}-{self.resolution}-{self.difficulty}-"
+            f"{settings.get('count')}-{settings.get('seed', 0)}"
         )
         return Path(data_root) / "pathfinder" / f"generated-{ident}"
 

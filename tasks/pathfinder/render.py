@@ -74,7 +74,7 @@ def lanczos_downsample(hires: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     the ANTIALIAS = Lanczos-3 filter, resample=1): separable passes through an 8-bit image,
     each rounding (+0.5) and clipping negative lobes to 0 (checked against a re-implementation
     of that filter in tests/test_pathfinder_generator.py). Its positive side lobes leave the
-    faint 1..5 pixels around every dash and disc (~22% of a 32 px hard image's pixels)."""
+    faint 1..5 pixels around every dash and disc (~17% of a 32 px hard image's pixels)."""
     data = hires if hires.dtype == np.uint8 else to_bytes(hires)
     resized = Image.fromarray(data).resize((size[1], size[0]), resample=_LANCZOS)
     return np.asarray(resized)
@@ -164,6 +164,26 @@ def seed_kernel_offsets(occupancy_u8: np.ndarray, shape: PaddleShape) -> np.ndar
     offsets = np.stack([rows - shape.half + 1, cols - shape.half + 1], axis=1)
     inside = (np.abs(offsets) <= reach).all(axis=1)
     return offsets[inside]
+
+
+def untapped_pixels(offsets: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) bool: the pixels of a size x size image none of whose kernel taps
+    (`offsets`, (n, 2) (dy, dx) as `seed_kernel_offsets` gives them) lands inside the image.
+
+    Why it matters: the original dilates the occupancy mask with `cv2.dilate`, which reads
+    pixels outside the image as its dilation border value, -DBL_MAX for the float64 mask
+    (`morphologyDefaultBorderValue`; checked with OpenCV 4.5 and 5.0). A pixel with at least one
+    tap inside takes the max over those taps, as if outside pixels were ignored; a pixel with
+    none comes out -DBL_MAX, and `find_available_coordinates` then returns no free pixel at all
+    (`if np.min(mask) < 0`). The seed kernel sits one pixel off cv2's anchor and has only a few
+    taps at 32 px, so for most orientations they all lie on one side and this happens.
+
+    A tap (dy, dx) reaches inside from pixel (y, x) when 0 <= y + dy < size and likewise for x,
+    so each tap covers one rectangle of pixels; the rest are untapped."""
+    tapped = np.zeros((size, size), dtype=bool)
+    for dy, dx in np.asarray(offsets).reshape(-1, 2).tolist():
+        tapped[max(0, -dy) : min(size, size - dy), max(0, -dx) : min(size, size - dx)] = True
+    return ~tapped
 
 
 def marker_disc(

@@ -1,6 +1,6 @@
 """Compact on-disk form of generated Pathfinder data: array shards plus a manifest.
 
-A folder holds `shard_<k>.npz` (k = 0, 1, ...; zlib-compressed, ~55-86% of pixels are 0) with
+A folder holds `shard_<k>.npz` (k = 0, 1, ...; zlib-compressed, ~66-89% of pixels are 0) with
 `images` uint8 (n, H, W) and `labels` int64 (n,), and `manifest.json`, which names the
 generator settings and the number of images and says whether generation finished. Reading
 the official layout (PNG files + text metadata) is the task loader's job; this is the fast path

@@ -19,12 +19,17 @@ Per image (LRA_SPEC.md section 4.2):
 5. The float image (targets paddle_contrast * snake_contrast, distractors snake_contrast,
    markers 1) is min-max scaled to uint8 as scipy.misc.imsave did.
 
-Kept from the original on purpose, because they shape the data: the second seed is not checked
-against the occupancy mask; after the targets only the second snake's last paddle is added to
-the mask (the first snake's last paddle is not, so distractors may touch it); distractors are
-seeded away from a 1-px image border, targets from a 2*seed_distance band. Dropped: single-paddle
-distractors (LRA's wrapper sets use_single_paddles=False). Added: a cap on target retries, so a
-setting that can never succeed raises instead of looping forever.
+Kept from the original on purpose, because they shape the data: a seed orientation whose
+dilation kernel leaves some image pixel without a tap inside the image finds no free tail at all
+(cv2.dilate's -DBL_MAX border value; render.untapped_pixels): at 32 px only -150..-121 degrees
+can seed, so the first target seed and every distractor point that way, most distractors fail
+(~1.2 of 5 placed at hard) and the targets take ~300 tries per hard image; at 128 px it barely
+acts. The second seed is not checked against the occupancy mask; after the targets only the
+second snake's last paddle is added to the mask (the first snake's last paddle is not, so
+distractors may touch it); distractors are seeded away from a 1-px image border, targets from a
+2*seed_distance band. Dropped: single-paddle distractors (LRA's wrapper sets
+use_single_paddles=False). Added: a cap on target retries, so a setting that can never succeed
+raises instead of looping forever.
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ from tasks.pathfinder.render import (
     seed_kernel_offsets,
     to_bytes,
     translate,
+    untapped_pixels,
 )
 
 SEED_ANGLES = 360  # seed orientations: integer degrees -180..179, ids 0..359
-# LRA's 64 px settings need ~2000 tries per image on average (128 px: ~450, 32 px: ~35); the
-# cap only stops settings under which two targets can never fit from looping forever.
+# Tries per image for the two targets at LRA's settings, as in the original: ~310 at 32 px
+# hard, ~450 at 128 px, ~5800 at 64 px (10 images). The cap only stops settings under which
+# two targets can never fit from looping forever.
 MAX_TARGET_ATTEMPTS = 1_000_000
 COLLISION = 1.8  # `max(mask + footprint) < 1.8` in `extend_snake`
 FREE = 0.3  # a pixel is free when its (dilated) occupancy is <= 0.3 (`ceil(x - 0.3) == 0`)
@@ -59,6 +66,12 @@ FREE = 0.3  # a pixel is free when its (dilated) occupancy is <= 0.3 (`ceil(x - 
 
 class _TargetsFailed(Exception):
     """The two target snakes could not be completed; the original starts them again."""
+
+
+def pick(rng: np.random.Generator, options: tuple):
+    """`options[np.random.randint(len(options))]`, without a draw when there is one option
+    (LRA's lists have one: skipping the draw saves time and changes no distribution)."""
+    return options[0] if len(options) == 1 else options[int(rng.integers(0, len(options)))]
 
 
 @dataclass
@@ -88,6 +101,10 @@ class Geometry:
     lines_u8: np.ndarray
     occupancy: np.ndarray
     seed_kernels: list[np.ndarray]
+    # Per seed orientation id: the dilated seed kernel leaves some pixel of the image with no
+    # tap inside it, so the original's cv2.dilate yields -DBL_MAX there and the seed finds no
+    # free tail at all (render.untapped_pixels). At 32 px all but 30 of 360 orientations.
+    seed_blind: np.ndarray
     _lines: dict = field(default_factory=dict)
     # Free tails of the first target seed per orientation: that seed is always placed on the
     # fresh mask, so they depend on the orientation alone (most of the time of a failed
@@ -128,6 +145,7 @@ def geometry(params: PathfinderParams, margin: int) -> Geometry:
     disk_y, disk_x = np.nonzero(disk(margin))
     disk_flat = (disk_y - margin) * padded_width + (disk_x - margin)
     head_flat = offsets[:, 0] * padded_width + offsets[:, 1]
+    seed_kernels = [seed_kernel_offsets(occupancy_u8[i], shape) for i in range(SEED_ANGLES)]
     return Geometry(
         shape=shape,
         half=shape.half,
@@ -143,7 +161,10 @@ def geometry(params: PathfinderParams, margin: int) -> Geometry:
         gather=head_flat[:, None] + disk_flat[None, :],
         lines_u8=lines_u8,
         occupancy=as_intensity(occupancy_u8),
-        seed_kernels=[seed_kernel_offsets(occupancy_u8[i], shape) for i in range(SEED_ANGLES)],
+        seed_kernels=seed_kernels,
+        seed_blind=np.array(
+            [untapped_pixels(k, params.resolution).any() for k in seed_kernels], dtype=bool
+        ),
     )
 
 
@@ -174,7 +195,10 @@ class PathfinderSample:
     label:   1 if the markers sit on the two ends of one target snake, else 0
     margin:  the paddle margin m drawn for this image (metadata column 9)
     markers: ((y, x) origin marker, (y, x) terminal marker)
-    targets: the two target snakes (their paddles, tails and heads), for checks
+    targets: the two target snakes (their paddles, tails and heads), for checks; targets[0]
+             is the one seeded on a free tail, targets[1] seed_distance px from it
+    distractors: the distractor snakes placed, in order, for checks
+    target_tries: how many tries placing the two target snakes took (`two_snakes` calls)
     """
 
     image: np.ndarray
@@ -182,12 +206,15 @@ class PathfinderSample:
     margin: int
     markers: tuple[tuple[int, int], tuple[int, int]]
     targets: tuple[Snake, Snake]
+    distractors: tuple[Snake, ...] = ()
+    target_tries: int = 1
 
 
 class Canvas:
     """Image and occupancy mask of one image, padded by `g.pad` so stamps paste with a slice.
-    The mask's padding stays zero (the original clips masks to the image, and cv2.dilate
-    ignores pixels outside it); the image's padding is cropped at the end."""
+    The mask's padding stays zero (the original clips masks to the image, and cv2.dilate's
+    border value -DBL_MAX never wins a max; the pixels with no tap inside at all are
+    Geometry.seed_blind's business); the image's padding is cropped at the end."""
 
     def __init__(self, params: PathfinderParams, g: Geometry, rng: np.random.Generator):
         self.p, self.g, self.rng = params, g, rng
@@ -200,6 +227,13 @@ class Canvas:
         inside[g.pad : g.pad + self.size, g.pad : g.pad + self.size] = 1.0
         self.inside_flat = inside.reshape(-1)
         self.undo: list[tuple[np.ndarray, tuple[slice, slice], np.ndarray]] | None = None
+        # The empty mask: zero but for the `padding`-px border (`initialize_two_seeds`).
+        self.fresh_mask = np.zeros((side, side))
+        inner = self.fresh_mask[g.pad : g.pad + self.size, g.pad : g.pad + self.size]
+        band = params.padding
+        inner[:band, :] = inner[-band:, :] = 1
+        inner[:, :band] = inner[:, -band:] = 1
+        self.clean = False  # image and mask as reset() leaves them
 
     def inside(self, point: tuple[int, int]) -> bool:
         return 0 <= point[0] < self.size and 0 <= point[1] < self.size
@@ -223,6 +257,7 @@ class Canvas:
         return window, stamp
 
     def _maximum(self, target: np.ndarray, window: tuple[slice, slice], values: np.ndarray):
+        self.clean = False
         region = target[window]
         if self.undo is not None:
             self.undo.append((target, window, region.copy()))
@@ -243,16 +278,29 @@ class Canvas:
         self._maximum(self.mask, window, self.g.occupancy[stamp][part])
 
     def collides(self, stamp: int, y: int, x: int) -> bool:
-        window, part = self._clipped(y, x)
-        return float((self.mask[window] + self.g.occupancy[stamp][part]).max()) >= COLLISION
+        """`max(mask + footprint) >= 1.8` for a stamp starting at (y, x) inside the image.
+        Read over the whole stamp, padding included, without clipping: the mask's padding is
+        0 and a footprint is <= 1, so the padding never reaches 1.8 and the answer is the
+        original's on the clipped footprint (clipping was 1/4 of the time of a paddle)."""
+        half, pad = self.g.half, self.g.pad
+        y, x = y + pad, x + pad
+        window = self.mask[y - half : y + half + 1, x - half : x + half + 1]
+        return float((window + self.g.occupancy[stamp]).max()) >= COLLISION
 
     # -- snakes ---------------------------------------------------------------------------
     def free_tails(self, degree_id: int, band: int) -> np.ndarray:
         """Flat indices (row-major, image coordinates) of the tails where a seed paddle of this
         orientation fits: the occupancy mask, with a `band`-px image border set, dilated by the
-        paddle's kernel, is <= 0.3 there."""
+        paddle's kernel, is <= 0.3 there. None at all when the kernel leaves a pixel untapped,
+        as in the original (its cv2 border value; see render.untapped_pixels): this is what
+        limits seeds at 32 px to orientations -150..-121 degrees. Kept on purpose: it shapes
+        LRA's data (fewer distractors, one seed direction)."""
         g, size, pad = self.g, self.size, self.g.pad
-        blocked = self.mask > FREE  # padding is False: cv2.dilate ignores outside pixels
+        if g.seed_blind[degree_id]:
+            return np.empty(0, dtype=np.intp)
+        # The padding is False: a pixel with a tap inside the image takes the max over its
+        # inside taps, as under cv2's -DBL_MAX border (untapped pixels are handled above).
+        blocked = self.mask > FREE
         inner = blocked[pad : pad + size, pad : pad + size]
         inner[:band, :] = inner[-band:, :] = True
         inner[:, :band] = inner[:, -band:] = True
@@ -295,7 +343,6 @@ class Canvas:
 
     def _start(self, tail, degree_id, ends, contrast) -> Snake:
         paddle = (degree_id, tail[0], tail[1], contrast)
-        self.paste_line(paddle)
         return Snake(
             pivot=ends[1], orientation=degree_id, tail=tail, head=ends[0], paddles=[paddle]
         )
@@ -332,16 +379,18 @@ class Canvas:
             if self.collides(SEED_ANGLES + k, *head):
                 continue
             paddle = (SEED_ANGLES + k, head[0], head[1], contrast)
-            self.paste_line(paddle)
             self.paste_occupancy(snake.pending)
             snake.paddles.append(paddle)
             snake.pivot, snake.orientation, snake.head = pivot, SEED_ANGLES + k, head
             return True
         return False
 
-    def target_seeds(self, contrasts: tuple[float, float]) -> tuple[Snake, Snake]:
-        """`initialize_two_seeds`: the first seed away from a 2*seed_distance border band, the
-        second seed_distance px from it (not checked against the mask)."""
+    def first_target_seed(self) -> tuple[tuple[int, int], int, tuple]:
+        """`initialize_two_seeds`, first seed: (tail, orientation id, (head, pivot)) on a free
+        tail away from a 2*seed_distance border band, or _TargetsFailed. Needs the fresh mask
+        (reset()); its free tails depend on the orientation alone and are cached. At 32 px
+        330 of 360 orientations have none (free_tails), and the try fails here at once, as in
+        the original: 11 of 12 tries end here."""
         p, rng = self.p, self.rng
         for _ in range(p.max_paddle_retrial + 1):
             degree_id = self.random_degree_id()
@@ -354,10 +403,13 @@ class Canvas:
             tail = divmod(int(free[rng.integers(0, len(free))]), self.size)
             ends = self.seed_endpoints(tail, degree_id)
             if ends is not None:
-                first = self._start(tail, degree_id, ends, contrasts[0])
-                break
-        else:
-            raise _TargetsFailed
+                return tail, degree_id, ends
+        raise _TargetsFailed
+
+    def second_target_seed(self, tail: tuple[int, int]) -> tuple[tuple[int, int], int, tuple]:
+        """`initialize_two_seeds`, second seed: seed_distance px from the first seed's tail in
+        a random direction, not checked against the mask; as first_target_seed."""
+        p, rng = self.p, self.rng
         for _ in range(p.max_paddle_retrial + 1):
             degree_id = self.random_degree_id()
             direction = int(rng.integers(0, 360)) * np.pi / 180
@@ -367,52 +419,68 @@ class Canvas:
             )
             ends = self.seed_endpoints(tail2, degree_id)
             if ends is not None:
-                return first, self._start(tail2, degree_id, ends, contrasts[1])
+                return tail2, degree_id, ends
         raise _TargetsFailed
 
     def targets(self) -> tuple[Snake, Snake]:
-        """`two_snakes`: both target snakes, grown in turns; raises _TargetsFailed."""
+        """`two_snakes`: both target snakes, grown in turns; raises _TargetsFailed.
+
+        The contrasts (independent of everything else) are drawn after the first seed's site,
+        not before as in the original, so that the many tries failing there cost one draw."""
         p, rng = self.p, self.rng
+        self.reset()
+        first_site = self.first_target_seed()
         mu = list(p.snake_contrast_list) * 2
         rng.shuffle(mu)
         paddle_contrast = p.paddle_contrast_list
-        first_contrast = paddle_contrast[int(rng.integers(0, len(paddle_contrast)))]
-        second_contrast = paddle_contrast[int(rng.integers(0, len(paddle_contrast)))]
-        snakes = self.target_seeds((first_contrast * mu[0], second_contrast * mu[1]))
+        first_contrast = pick(rng, paddle_contrast) * mu[0]
+        second_contrast = pick(rng, paddle_contrast) * mu[1]
+        first = self._start(*first_site, first_contrast)
+        second = self._start(*self.second_target_seed(first_site[0]), second_contrast)
+        snakes = (first, second)
         for _ in range(p.contour_length - 1):
-            contrast = paddle_contrast[int(rng.integers(0, len(paddle_contrast)))]
+            contrast = pick(rng, paddle_contrast)
             for snake, snake_mu in zip(snakes, mu):
                 if not self.extend(snake, contrast * snake_mu):
                     raise _TargetsFailed
         self.paste_occupancy(snakes[1].pending)  # the original's snakes[-1] only
+        for snake in snakes:
+            self.draw(snake)
         return snakes
 
-    def distractor(self) -> bool:
-        """`snakes.make_snake`: one whole distractor snake, or no change at all."""
+    def distractor(self) -> Snake | None:
+        """`snakes.make_snake`: one whole distractor snake, or None and no change at all."""
         p, rng = self.p, self.rng
         contrasts = p.snake_contrast_list
         self.undo = []
         try:
-            snake = self.seed_snake(contrasts[int(rng.integers(0, len(contrasts)))])
+            snake = self.seed_snake(pick(rng, contrasts))
             if snake is None:
-                return False
+                return None
             for _ in range(p.distractor_length - 1):
-                if not self.extend(snake, contrasts[int(rng.integers(0, len(contrasts)))]):
+                if not self.extend(snake, pick(rng, contrasts)):
                     for target, window, saved in reversed(self.undo):
                         target[window] = saved
-                    return False
+                    return None
             self.paste_occupancy(snake.pending)
-            return True
+            self.draw(snake)
+            return snake
         finally:
             self.undo = None
 
+    def draw(self, snake: Snake) -> None:
+        """Pastes a finished snake's paddles into the image. Only the mask steers placement, so
+        a snake is drawn once it is complete (the image is max-combined, order is free): the
+        lines of the many failed tries are never drawn nor undone."""
+        for paddle in snake.paddles:
+            self.paste_line(paddle)
+
     def reset(self) -> None:
-        self.image.fill(0)
-        self.mask.fill(0)
-        band = self.p.padding
-        inner = self.mask_view()
-        inner[:band, :] = inner[-band:, :] = 1
-        inner[:, :band] = inner[:, -band:] = 1
+        """An empty image and the fresh mask (a no-op when nothing was pasted since)."""
+        if not self.clean:
+            self.image.fill(0)
+            np.copyto(self.mask, self.fresh_mask)
+            self.clean = True
 
 
 def draw_sample(
@@ -421,21 +489,27 @@ def draw_sample(
     """One image and its label. `distractors=False` draws the targets and markers only (for
     checking the label geometry)."""
     label = int(rng.integers(0, 2))
-    margin = params.paddle_margin_list[int(rng.integers(0, len(params.paddle_margin_list)))]
+    margin = pick(rng, params.paddle_margin_list)
     canvas = Canvas(params, geometry(params, margin), rng)
-    for _ in range(MAX_TARGET_ATTEMPTS):
-        canvas.reset()
+    targets, tries = None, 0
+    while targets is None:  # `from_wrapper`: `while not success: two_snakes(...)`
+        tries += 1
+        if tries > MAX_TARGET_ATTEMPTS:
+            raise RuntimeError(
+                f"no two target snakes fit after {MAX_TARGET_ATTEMPTS} tries: {params}"
+            )
         try:
             targets = canvas.targets()
-            break
         except _TargetsFailed:
-            continue
-    else:
-        raise RuntimeError(f"no two target snakes fit after {MAX_TARGET_ATTEMPTS} tries: {params}")
+            pass
+    placed = []
     if distractors:
+        # `make_many_snakes`: each of num_distractor_snakes gets 1 + retrial tries.
         for _ in range(params.num_distractor_snakes):
             for _ in range(params.max_distractor_contour_retrial + 1):
-                if canvas.distractor():
+                snake = canvas.distractor()
+                if snake is not None:
+                    placed.append(snake)
                     break
 
     origin = int(rng.integers(0, 2))
@@ -447,7 +521,13 @@ def draw_sample(
         disc = marker_disc(size, centre, params.marker_radius, params.antialias_scale)
         np.maximum(image, disc / 255, out=image)
     return PathfinderSample(
-        image=to_bytes(image), label=label, margin=margin, markers=markers, targets=targets
+        image=to_bytes(image),
+        label=label,
+        margin=margin,
+        markers=markers,
+        targets=targets,
+        distractors=tuple(placed),
+        target_tries=tries,
     )
 
 
