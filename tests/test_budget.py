@@ -7,10 +7,10 @@ import pytest
 
 from lra_bench.budget import budget_table, format_budget, over_budget, parameter_count
 from lra_bench.cli import main
-from lra_bench.records import RunRecord, find_records
+from lra_bench.records import RunRecord, find_all_records
 from tests.conftest import REPO, compose_config
 
-COMMITTED = find_records(REPO / "results")
+COMMITTED = find_all_records(REPO / "results")
 
 
 def test_parameter_count_of_lras_transformer_on_listops():

@@ -163,7 +163,10 @@ def test_concurrent_runs_and_refreshes_lose_no_record_and_leave_the_latest_table
     csv = read_leaderboard(tmp_path / "leaderboard.csv")
     assert csv.seeds.tolist() == [8]
     assert csv.test_acc_mean.tolist() == [pytest.approx(3.5)]
-    assert "| listops | transformer | smoke | v1 |" in (tmp_path / "leaderboard.md").read_text()
+    assert (
+        "| listops | transformer | smoke | scratch | 3.50 ± 2.45 | 8 | 0 |"
+        in (tmp_path / "leaderboard.md").read_text()
+    )
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
