@@ -27,7 +27,7 @@ import triton.language as tl
 
 # Running maximum before any key is seen: finite, so a row whose keys are all masked (-inf)
 # computes exp2(-inf - MAX_START) = 0, never -inf - -inf = NaN; its lse stays MAX_START.
-MAX_START: tl.constexpr = -1.0e30
+MAX_START = tl.constexpr(-1.0e30)
 
 
 @triton.jit
