@@ -18,7 +18,8 @@ Which key tiles a query tile [q0, q1) visits (loop bounds, not masks):
 Each range is cut into masked edges and an unmasked inside: a tile where every (query, key)
 pair is allowed by the pattern gets no element mask; the edge tiles (diagonal, window
 borders, block borders, global tiles) evaluate the pattern per element. The key padding mask
-(a (BLOCK_N,) int8 load of key_valid) is an additive 0 / -inf bias on every tile.
+(key_valid as a (B, L) float32 row of 0 / -inf, one (BLOCK_N,) load per tile) is added to
+every tile's scores.
 
 Backward: `attention_backward_delta_kernel` first computes D = rowsum(dO * O) (B, H, L); then
 two kernels, no atomics. `attention_backward_key_kernel`, grid (ceil(L / BLOCK_N), H, B): a
@@ -27,7 +28,13 @@ see them (the pattern transposed: window: keys' range +- w; blocks: their block 
 look_backward, the next; causal: queries from the first key on), recomputing
 P = exp2(s - LSE) from the stored LSE; a key tile holding a global key visits every query
 tile. `attention_backward_query_kernel`, grid (ceil(L / BLOCK_M), H, B): a program holds
-BLOCK_M queries and accumulates dQ over the forward's key tiles.
+BLOCK_M queries and accumulates dQ over the forward's key tiles. Every gradient is written
+by one program, so results are deterministic. Causal: the forward and dQ grids start with the
+last query tiles, which see the most keys (no long program left alone at the end).
+
+A query with no allowed key (a padded query whose window holds only padding) keeps the
+running max at a finite -1e30, so it gets O = 0, a finite LSE, P = 0 in the backward: no NaN
+anywhere, as a NaN at a padded position would reach real ones through the next layer.
 
 Dropout (on the probabilities, as the reference): keep(b, h, i, j) = U >= p with U a Philox
 draw keyed by (seed, b * H + h, i, j), scaled by 1 / (1 - p). The backward kernels redraw the
@@ -43,7 +50,9 @@ patterns and no key padding mask in its flash kernel (a mask sends it to the slo
 memory-efficient or math kernels), and computes windows and blocks over every key tile.
 Here the key padding mask is a per-tile load, and windows, blocks and global keys cost work in
 proportion to the keys they allow. Head dims up to 128 (any value: tiles are padded to a
-power of two >= 16 with masks); float32, bfloat16 and float16 inputs, float32 accumulation.
+power of two >= 16 with masks); float32, bfloat16 and float16 inputs, float32 accumulation;
+float32 inputs use exact (ieee) products, not TF32. Grid axes 1 and 2 (H, B) must each stay
+below CUDA's 65536.
 """
 
 from __future__ import annotations
@@ -93,9 +102,10 @@ def tile_sizes(head_width: int, dtype: torch.dtype, interpreted: bool) -> TileSi
     if interpreted:
         return TileSizes((64, 32), (64, 32), (64, 32), stages=(1, 1, 1))
     if dtype == torch.float32:
-        return TileSizes((32, 32), (32, 32), (32, 32), stages=(2, 2, 2))
+        warps = 4 if head_width <= 64 else 8
+        return TileSizes((32, 32), (32, 32), (32, 32), (warps,) * 3, stages=(2, 2, 2))
     if head_width <= 64:
-        return TileSizes((128, 64), (128, 32), (128, 32), warps=(4, 8, 8), stages=(3, 4, 4))
+        return TileSizes((128, 64), (128, 32), (128, 32), warps=(8, 8, 8), stages=(3, 4, 4))
     return TileSizes((128, 64), (64, 32), (128, 32), warps=(8, 8, 8), stages=(3, 3, 3))
 
 
@@ -179,26 +189,26 @@ def _strides(t: torch.Tensor) -> tuple[int, int, int]:
 
 class _TritonAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, valid, launch: _Launch):
+    def forward(ctx, q, k, v, key_bias, launch: _Launch):
         batch, heads, length, head_dim = q.shape
         value_dim = v.shape[-1]
         out = torch.empty(batch, heads, length, value_dim, dtype=q.dtype, device=q.device)
         lse = torch.empty(batch, heads, length, dtype=torch.float32, device=q.device)
         block_m, block_n = launch.tiles.forward
         attention_forward_kernel[(triton.cdiv(length, block_m), heads, batch)](
-            q, k, v, valid, out, lse,
+            q, k, v, key_bias, out, lse,
             *_strides(q), *_strides(k), *_strides(v), *_strides(out),
             heads, length, head_dim**-0.5 * LOG2_E, *launch.runtime(),
             **launch.constants(head_dim, value_dim, block_m, block_n),
             num_warps=launch.tiles.warps[0], num_stages=launch.tiles.stages[0],
         )  # fmt: skip
-        ctx.save_for_backward(q, k, v, valid, out, lse)
+        ctx.save_for_backward(q, k, v, key_bias, out, lse)
         ctx.launch = launch
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, valid, out, lse = ctx.saved_tensors
+        q, k, v, key_bias, out, lse = ctx.saved_tensors
         launch: _Launch = ctx.launch
         batch, heads, length, head_dim = q.shape
         value_dim = v.shape[-1]
@@ -216,7 +226,7 @@ class _TritonAttention(torch.autograd.Function):
             grad_k, grad_v = torch.empty_like(k), torch.empty_like(v)
             block_n, block_m = launch.tiles.key_grads
             attention_backward_key_kernel[(triton.cdiv(length, block_n), heads, batch)](
-                q, k, v, valid, grad_out, lse, delta, grad_k, grad_v,
+                q, k, v, key_bias, grad_out, lse, delta, grad_k, grad_v,
                 *_strides(q), *_strides(k), *_strides(v), *_strides(grad_out),
                 *_strides(grad_k), *_strides(grad_v), *common,
                 **launch.constants(head_dim, value_dim, block_m, block_n),
@@ -226,7 +236,7 @@ class _TritonAttention(torch.autograd.Function):
             grad_q = torch.empty_like(q)
             block_m, block_n = launch.tiles.query_grads
             attention_backward_query_kernel[(triton.cdiv(length, block_m), heads, batch)](
-                q, k, v, valid, grad_out, lse, delta, grad_q,
+                q, k, v, key_bias, grad_out, lse, delta, grad_q,
                 *_strides(q), *_strides(k), *_strides(v), *_strides(grad_out),
                 *_strides(grad_q), *common,
                 **launch.constants(head_dim, value_dim, block_m, block_n),
@@ -266,9 +276,11 @@ def attention_triton(
         seed = int(torch.randint(2**31 - 1, ()))
     width = _padded(max(head_dim, value_dim))
     launch = _Launch.of(pattern, length, dropout, seed or 0, tiles, width, q.dtype)
-    valid = key_valid.to(device=q.device, dtype=torch.int8).contiguous()
+    # A float row rather than the bools: one 4-byte load per key, which the GPU pipelines.
+    key_bias = torch.zeros(key_valid.shape, dtype=torch.float32, device=q.device)
+    key_bias.masked_fill_(~key_valid.to(q.device), float("-inf"))
     q, k, v = (_unit_last_stride(t) for t in (q, k, v))
-    return _TritonAttention.apply(q, k, v, valid, launch)
+    return _TritonAttention.apply(q, k, v, key_bias, launch)
 
 
 def dropout_keep_mask(

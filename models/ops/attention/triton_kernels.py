@@ -5,7 +5,8 @@ Conventions shared by every kernel here:
 
 - q, k: (B, H, L, E); v, o, do: (B, H, L, Ev); each with unit stride along its last axis and any
   other strides (passed as stride_b, stride_h, stride_l). lse, delta: (B, H, L) float32,
-  contiguous. valid: (B, L) int8 (0 = padding key), contiguous.
+  contiguous. key_bias: (B, L) float32, 0 for a real key and -inf for a padding key,
+  contiguous: added to the scores, so padding costs one (BLOCK_N,) load per tile.
 - Grids are (tiles along L, H, B): program_id(1) is the head, program_id(2) the batch row.
 - Scores live in the log2 domain: s = q.k * sm_scale * log2(e), so the softmax uses exp2, and
   the stored lse is log2(sum_j exp2(s_j)).
@@ -44,13 +45,6 @@ def _store_rows(base, rows, stride_l, length, width: tl.constexpr, value):
     cols = tl.arange(0, value.shape[1])
     mask = (rows[:, None] < length) & (cols[None, :] < width)
     tl.store(base + rows[:, None] * stride_l + cols[None, :], value, mask=mask)
-
-
-@triton.jit
-def _key_bias(valid_row, cols, length):
-    """0 for a real key, -inf for a padding key or one past the end: added to the scores."""
-    valid = tl.load(valid_row + cols, mask=cols < length, other=0)
-    return tl.where(valid != 0, 0.0, float("-inf"))
 
 
 @triton.jit
@@ -154,6 +148,15 @@ def _queries_of_keys(k_lo, k_hi, length, pattern, KIND: tl.constexpr, CAUSAL: tl
 
 
 @triton.jit
+def _query_tile(CAUSAL: tl.constexpr):
+    """This program's query tile. Causal: the last tiles, which see the most keys, start first,
+    so that no long program is left running alone at the end of the grid."""
+    if CAUSAL:
+        return tl.num_programs(0) - 1 - tl.program_id(0)
+    return tl.program_id(0)
+
+
+@triton.jit
 def _head_offset(batch, head, stride_b, stride_h):
     return batch.to(tl.int64) * stride_b + head.to(tl.int64) * stride_h
 
@@ -169,9 +172,9 @@ def _forward_tiles(
     CAUSAL: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """Online-softmax update of (acc, l_i, m_i) by the key tiles starting in [start, end).
-    keys = (k_base, stride_kl, v_base, stride_vl, valid_row, length)."""
+    keys = (k_base, stride_kl, v_base, stride_vl, bias_row, length)."""
     # The loads are written out, not helpers: the interpreter's cost is per call.
-    k_base, stride_kl, v_base, stride_vl, valid_row, length = keys
+    k_base, stride_kl, v_base, stride_vl, bias_row, length = keys
     e_cols = tl.arange(0, q.shape[1])
     ev_cols = tl.arange(0, acc.shape[1])
     for tile in range(start, end, BLOCK_N):
@@ -183,9 +186,9 @@ def _forward_tiles(
             mask=in_seq[:, None] & (e_cols[None, :] < E),
             other=0.0,
         ).to(q.dtype)
-        valid = tl.load(valid_row + cols, mask=in_seq, other=0)
+        bias = tl.load(bias_row + cols, mask=in_seq, other=float("-inf"))
         scores = tl.dot(q, tl.trans(k), input_precision=PRECISION)
-        scores = scores * scale + tl.where(valid != 0, 0.0, float("-inf"))[None, :]
+        scores = scores * scale + bias[None, :]
         if MASK:
             allowed = _allowed(rows[:, None], cols[None, :], pattern, KIND, CAUSAL)
             scores = tl.where(allowed, scores, float("-inf"))
@@ -207,7 +210,7 @@ def _forward_tiles(
 
 @triton.jit
 def attention_forward_kernel(
-    Q, K, V, VALID, OUT, LSE,
+    Q, K, V, KEY_BIAS, OUT, LSE,
     stride_qb, stride_qh, stride_ql, stride_kb, stride_kh, stride_kl,
     stride_vb, stride_vh, stride_vl, stride_ob, stride_oh, stride_ol,
     heads, length, scale, window, block_size, look_back, n_global, seed, dropout_p, keep_scale,
@@ -217,7 +220,7 @@ def attention_forward_kernel(
 ):  # fmt: skip
     """One program: BLOCK_M queries of one (batch, head) against the key tiles their pattern
     reaches. Writes OUT (BLOCK_M, Ev) and LSE (BLOCK_M,). scale = sm_scale * log2(e)."""
-    q_lo = tl.program_id(0) * BLOCK_M
+    q_lo = _query_tile(CAUSAL) * BLOCK_M
     head = tl.program_id(1)
     batch = tl.program_id(2)
     bh = batch * heads + head
@@ -233,7 +236,7 @@ def attention_forward_kernel(
     keys = (
         K + _head_offset(batch, head, stride_kb, stride_kh), stride_kl,
         V + _head_offset(batch, head, stride_vb, stride_vh), stride_vl,
-        VALID + batch.to(tl.int64) * length, length,
+        KEY_BIAS + batch.to(tl.int64) * length, length,
     )  # fmt: skip
     pattern = (window, block_size, look_back, n_global)
     rng = (seed, bh, dropout_p, keep_scale)
@@ -345,7 +348,7 @@ def _key_grad_tiles(
 
 @triton.jit
 def attention_backward_key_kernel(
-    Q, K, V, VALID, DO, LSE, DELTA, DK, DV,
+    Q, K, V, KEY_BIAS, DO, LSE, DELTA, DK, DV,
     stride_qb, stride_qh, stride_ql, stride_kb, stride_kh, stride_kl,
     stride_vb, stride_vh, stride_vl, stride_db, stride_dh, stride_dl,
     stride_dkb, stride_dkh, stride_dkl, stride_dvb, stride_dvh, stride_dvl,
@@ -369,7 +372,8 @@ def attention_backward_key_kernel(
     if UPCAST:
         k = k.to(tl.float32)
         v = v.to(tl.float32)
-    key_bias = _key_bias(VALID + batch.to(tl.int64) * length, cols, length)
+    key_bias = tl.load(KEY_BIAS + batch.to(tl.int64) * length + cols, mask=cols < length,
+                       other=float("-inf"))  # fmt: skip
     dk = tl.zeros((BLOCK_N, BLOCK_E), tl.float32)
     dv = tl.zeros((BLOCK_N, BLOCK_EV), tl.float32)
 
@@ -419,9 +423,9 @@ def _query_grad_tiles(
     CAUSAL: tl.constexpr, MASK: tl.constexpr, DROPOUT: tl.constexpr, PRECISION: tl.constexpr,
 ):  # fmt: skip
     """Accumulates dQ of one query tile over the key tiles starting in [start, end).
-    keys = (k_base, stride_kl, v_base, stride_vl, valid_row, length)."""
+    keys = (k_base, stride_kl, v_base, stride_vl, bias_row, length)."""
     # The loads are written out, not helpers: the interpreter's cost is per call.
-    k_base, stride_kl, v_base, stride_vl, valid_row, length = keys
+    k_base, stride_kl, v_base, stride_vl, bias_row, length = keys
     e_cols = tl.arange(0, q.shape[1])
     ev_cols = tl.arange(0, do.shape[1])
     for tile in range(start, end, BLOCK_N):
@@ -438,9 +442,9 @@ def _query_grad_tiles(
             mask=in_seq[:, None] & (ev_cols[None, :] < EV),
             other=0.0,
         ).to(q.dtype)
-        valid = tl.load(valid_row + cols, mask=in_seq, other=0)
+        bias = tl.load(bias_row + cols, mask=in_seq, other=float("-inf"))
         scores = tl.dot(q, tl.trans(k), input_precision=PRECISION)
-        scores = scores * scale + tl.where(valid != 0, 0.0, float("-inf"))[None, :]
+        scores = scores * scale + bias[None, :]
         if MASK:
             allowed = _allowed(rows[:, None], cols[None, :], pattern, KIND, CAUSAL)
             scores = tl.where(allowed, scores, float("-inf"))
@@ -455,7 +459,7 @@ def _query_grad_tiles(
 
 @triton.jit
 def attention_backward_query_kernel(
-    Q, K, V, VALID, DO, LSE, DELTA, DQ,
+    Q, K, V, KEY_BIAS, DO, LSE, DELTA, DQ,
     stride_qb, stride_qh, stride_ql, stride_kb, stride_kh, stride_kl,
     stride_vb, stride_vh, stride_vl, stride_db, stride_dh, stride_dl,
     stride_dqb, stride_dqh, stride_dql,
@@ -467,7 +471,7 @@ def attention_backward_query_kernel(
 ):  # fmt: skip
     """One program: dQ of BLOCK_M queries of one (batch, head), over the key tiles of the
     forward's ranges."""
-    q_lo = tl.program_id(0) * BLOCK_M
+    q_lo = _query_tile(CAUSAL) * BLOCK_M
     head = tl.program_id(1)
     batch = tl.program_id(2)
     bh = batch * heads + head
@@ -486,7 +490,7 @@ def attention_backward_query_kernel(
     keys = (
         K + _head_offset(batch, head, stride_kb, stride_kh), stride_kl,
         V + _head_offset(batch, head, stride_vb, stride_vh), stride_vl,
-        VALID + batch.to(tl.int64) * length, length,
+        KEY_BIAS + batch.to(tl.int64) * length, length,
     )  # fmt: skip
     pattern = (window, block_size, look_back, n_global)
     rng = (seed, bh, dropout_p, keep_scale)
