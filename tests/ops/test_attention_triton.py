@@ -180,11 +180,11 @@ def test_a_nan_in_a_tile_that_is_read_does_reach_the_output():
 @pytest.mark.parametrize(
     "e, ev, pattern",
     [
-        (64, 64, AttentionPattern()),
+        (64, 64, AttentionPattern(causal=True, block_size=20, look_backward=True, n_global=5)),
         (40, 24, AttentionPattern(causal=True, window=9, n_global=2)),
         (128, 100, AttentionPattern(block_size=16, look_backward=True)),
     ],
-    ids=["64", "40-24", "128-100"],
+    ids=["64-causal_blocks_back_global", "40-24-causal_window_global", "128-100-blocks_back"],
 )
 def test_head_dims(e, ev, pattern):
     q, k, v, valid = _inputs(2, 2, 70, e, ev, seed=e)

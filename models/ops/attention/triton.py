@@ -278,7 +278,7 @@ def attention_triton(
     launch = _Launch.of(pattern, length, dropout, seed or 0, tiles, width, q.dtype)
     # A float row rather than the bools: one 4-byte load per key, which the GPU pipelines.
     key_bias = torch.zeros(key_valid.shape, dtype=torch.float32, device=q.device)
-    key_bias.masked_fill_(~key_valid.to(q.device), float("-inf"))
+    key_bias.masked_fill_(~key_valid.to(q.device, torch.bool), float("-inf"))
     q, k, v = (_unit_last_stride(t) for t in (q, k, v))
     return _TritonAttention.apply(q, k, v, key_bias, launch)
 
