@@ -1,13 +1,15 @@
 """The selective scan of Mamba: h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t, y_t = C_t h_t + D u_t.
 
 Backends: `reference` (one step at a time, the oracle), `chunked` (the loop in chunks recomputed
-in the backward, O(B L (D + N)) memory).
+in the backward, O(B L (D + N)) memory), `cpu` (the same in a compiled, vectorised C++ kernel,
+built on first use; passed over with one line where it cannot be built).
 """
 
 from __future__ import annotations
 
 import torch
 
+from models.ops.cpu_build import on_cpu_and_buildable
 from models.ops.dispatch import Backend, KernelOp
 
 OP = KernelOp(
@@ -15,8 +17,15 @@ OP = KernelOp(
     [
         Backend("reference", "models.ops.selective_scan.reference:selective_scan_reference"),
         Backend("chunked", "models.ops.selective_scan.chunked:selective_scan_chunked"),
+        Backend(
+            "cpu",
+            "models.ops.selective_scan.cpu:selective_scan_cpu",
+            available=on_cpu_and_buildable,
+            optional=True,
+            compiled=True,
+        ),
     ],
-    auto={"cuda": ("chunked",), "cpu": ("chunked",)},
+    auto={"cuda": ("chunked",), "cpu": ("cpu", "chunked")},
 )
 
 
