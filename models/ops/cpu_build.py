@@ -194,3 +194,31 @@ def _first_line(error: Exception) -> str:
         if "error" in line.lower() and "Error building extension" not in line:
             return line.strip()[:200]
     return (text.splitlines() or [type(error).__name__])[0].strip()[:200]
+
+
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+KERNEL_DTYPES = tuple(_SUFFIX)
+
+
+def call(library: ctypes.CDLL, name: str, tensors: Sequence, sizes: Sequence[int]) -> None:
+    """Runs the C function `<name>_f32` or `<name>_f64` of `library` (by the dtype of the first
+    tensor) on the tensors' data pointers (None: a null pointer) and int64 sizes; its non-zero
+    return (an exception inside the kernel) raises here."""
+    function = getattr(library, f"{name}_{_SUFFIX[tensors[0].dtype]}")
+    function.restype = ctypes.c_int
+    pointers = [ctypes.c_void_p(None if t is None else t.data_ptr()) for t in tensors]
+    status = function(*pointers, *map(ctypes.c_int64, sizes))
+    if status == 2:
+        raise MemoryError(f"{name}: out of memory")
+    if status != 0:
+        raise RuntimeError(f"{name} failed")
+
+
+def parts_per_row(rows: int, most: int) -> int:
+    """Into how many parts a kernel cuts each of `rows` independent rows of work (each part then
+    keeps its own partial sums) so that every thread has some: 1 when the rows share out evenly
+    over torch's threads, else two tasks per thread, never more than `most` parts."""
+    threads = torch.get_num_threads()
+    if rows % threads == 0:
+        return 1
+    return max(1, min(-(-2 * threads // rows), most))

@@ -17,34 +17,19 @@ Axis letters: b batch, l time, d channels, n state size.
 
 from __future__ import annotations
 
-import ctypes
-import math
 from pathlib import Path
 
 import torch
 
-from models.ops.cpu_build import load_kernel
+from models.ops.cpu_build import KERNEL_DTYPES, call, load_kernel, parts_per_row
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "selective_scan_cpu.cpp"
 MAX_STEPS_BETWEEN_STATES = 32
-_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 
 
 def kernel():
     """The built kernel's library (ctypes); builds it on first use, else BackendUnavailable."""
     return load_kernel("selective_scan_cpu", SOURCE).library
-
-
-def _pointer(tensor: torch.Tensor | None) -> ctypes.c_void_p:
-    return ctypes.c_void_p(None if tensor is None else tensor.data_ptr())
-
-
-def _call(name: str, dtype: torch.dtype, tensors: list, sizes: list[int]) -> None:
-    function = getattr(kernel(), f"{name}_{_SUFFIX[dtype]}")
-    function.restype = ctypes.c_int
-    status = function(*map(_pointer, tensors), *map(ctypes.c_int64, sizes))
-    if status != 0:
-        raise MemoryError(f"{name}: out of memory") if status == 2 else RuntimeError(name)
 
 
 def _check(u, delta, A, B, C, D, h0) -> None:
@@ -67,16 +52,6 @@ def _check(u, delta, A, B, C, D, h0) -> None:
             raise ValueError(f"selective_scan_cpu: {name} is {tuple(tensor.shape)}, not {shape}")
 
 
-def backward_groups(batch: int, channels: int) -> int:
-    """Groups of channels per batch row in the backward (each group sums its own grad_B,
-    grad_C). One when the rows share out evenly over the threads; else enough to keep every
-    thread busy (2 tasks per thread), never more than the 8-channel tiles there are."""
-    threads = torch.get_num_threads()
-    if batch % threads == 0:
-        return 1
-    return max(1, min(math.ceil(2 * threads / batch), math.ceil(channels / 8)))
-
-
 class _CompiledScan(torch.autograd.Function):
     """forward(u, delta, A, B, C, D or None, h0, steps) -> (y, last state); contiguous tensors
     of one dtype (float32 or float64), shapes as in `selective_scan_cpu`; steps between the
@@ -90,9 +65,9 @@ class _CompiledScan(torch.autograd.Function):
         y, last_state = torch.empty_like(u), torch.empty_like(h0)
         n_chunks = -(-length // steps)
         kept = u.new_empty(batch, n_chunks, channels, states) if keep else None
-        _call(
+        call(
+            kernel(),
             "selective_scan_forward",
-            u.dtype,
             [u, delta, A, B, C, D, h0, y, last_state, kept],
             [batch, length, channels, states, steps],
         )
@@ -106,16 +81,18 @@ class _CompiledScan(torch.autograd.Function):
         u, delta, A, B, C, D, kept = ctx.saved_tensors
         batch, length, channels = u.shape
         states = A.shape[1]
-        groups = backward_groups(batch, channels)
+        # Channel groups per batch row (8-channel tiles at the least), each with its own partial
+        # grad_B and grad_C.
+        groups = parts_per_row(batch, -(-channels // 8))
         grad_u, grad_delta = torch.empty_like(u), torch.empty_like(delta)
         grad_A_rows = u.new_empty(batch, channels, states)
         grad_B_parts = u.new_zeros(groups, batch, length, states)
         grad_C_parts = u.new_zeros(groups, batch, length, states)
         grad_D_rows = None if D is None else u.new_empty(batch, channels)
         grad_h0 = torch.empty_like(grad_last)
-        _call(
+        call(
+            kernel(),
             "selective_scan_backward",
-            u.dtype,
             [u, delta, A, B, C, D, kept, grad_y.contiguous(), grad_last.contiguous()]
             + [grad_u, grad_delta, grad_A_rows, grad_B_parts, grad_C_parts, grad_D_rows, grad_h0],
             [batch, length, channels, states, ctx.steps, groups],
@@ -160,7 +137,7 @@ def selective_scan_cpu(
     dtype = tensors[0].dtype
     for tensor in tensors[1:]:
         dtype = torch.promote_types(dtype, tensor.dtype)
-    compute = dtype if dtype in _SUFFIX else torch.float32
+    compute = dtype if dtype in KERNEL_DTYPES else torch.float32
 
     def ready(tensor):
         return tensor.to(compute).contiguous()
