@@ -2,7 +2,11 @@
 for the fast form and, with --reference, the plain step-by-step `reference` form.
 
     python benchmarks/time_mixers.py --models s4,s4d --lengths 1024,4096 --batch 8 --width 128 \
-        [--reference] [--timeout 60] [--repeats 3] [--override model.backbone.mixer.scan=fft]
+        [--reference] [--timeout 60] [--repeats 3] [--override model.backbone.mixer.scan=fft] \
+        [--kernels chunked]
+
+--kernels sets the ops' backend as a run's `kernels.backend` does (models/ops/dispatch.py; default
+auto); the ops' backends that ran are printed after the table.
 
 Each measurement runs in its own process: one warm-up, then the median of --repeats runs (one
 run when the warm-up alone took over 5 s). A run that exceeds --timeout seconds is stopped and
@@ -37,11 +41,16 @@ def build_mixer(model: str, width: int, length: int, overrides: list[str]):
     return build(compose([f"model={model}", *overrides]), width, length)
 
 
-def _measure(connection, model, width, length, batch, form, repeats, threads, overrides) -> None:
+def _measure(
+    connection, model, width, length, batch, form, repeats, threads, overrides, kernels
+) -> None:
     """Child process: sends ('ready',) once built, ('warmup' | 'run', seconds) after each pass,
-    then ('done',)."""
+    then ('done', {op: backend that ran})."""
     import torch
 
+    from models.ops import configure, report
+
+    configure(backend=kernels)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -65,29 +74,34 @@ def _measure(connection, model, width, length, batch, form, repeats, threads, ov
     connection.send(("warmup", warmup))
     for _ in range(1 if warmup > LONG_WARMUP_S else repeats):
         connection.send(("run", one_pass()))
-    connection.send(("done",))
+    connection.send(("done", report()))
 
 
-def time_mixer(model, width, length, batch, form, repeats, threads, timeout, overrides) -> dict:
-    """{'seconds': median or None, 'runs': n, 'status': 'ok' | 'timeout' | 'missing' | 'error'}."""
+def time_mixer(
+    model, width, length, batch, form, repeats, threads, timeout, overrides, kernels="auto"
+) -> dict:
+    """{'seconds': median or None, 'runs': n, 'status': 'ok' | 'timeout' | 'missing' | 'error',
+    'kernels': {op: backend that ran}}."""
     context = mp.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    args = (sender, model, width, length, batch, form, repeats, threads, overrides)
+    args = (sender, model, width, length, batch, form, repeats, threads, overrides, kernels)
     process = context.Process(target=_measure, args=args, daemon=True)
     process.start()
     runs: list[float] = []
+    ran: dict[str, str] = {}
     try:
-        status = _collect(receiver, process, runs, timeout)
+        status = _collect(receiver, process, runs, timeout, ran)
     finally:  # also when interrupted: never leave a measuring process behind
         if process.is_alive():
             process.kill()
         process.join()
     seconds = statistics.median(runs) if runs and status == "ok" else None
-    return {"seconds": seconds, "runs": len(runs), "status": status}
+    return {"seconds": seconds, "runs": len(runs), "status": status, "kernels": ran}
 
 
-def _collect(receiver, process, runs: list[float], timeout: float) -> str:
-    """Reads the child's messages into `runs`; returns the status."""
+def _collect(receiver, process, runs: list[float], timeout: float, ran: dict) -> str:
+    """Reads the child's messages into `runs` (and the ops' backends into `ran`); returns the
+    status."""
     status, ready = "error", False
     while True:
         # Spawning, importing and building take a while before the first pass; each pass after
@@ -101,6 +115,7 @@ def _collect(receiver, process, runs: list[float], timeout: float) -> str:
             runs.append(message[1])
         elif message[0] in ("done", "missing"):
             status = "ok" if message[0] == "done" else "missing"
+            ran.update(message[1] if message[0] == "done" else {})
             break
     return status
 
@@ -128,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     # other at every operation (measured here: 30 ms per small op with 2 threads on 2 busy cores).
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--override", action="append", default=[], help="Hydra override")
+    parser.add_argument("--kernels", default="auto", help="ops' backend (kernels.backend)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanup in time_mixer
@@ -159,10 +175,14 @@ def main(argv: list[str] | None = None) -> None:
                     args.threads,
                     args.timeout,
                     args.override,
+                    args.kernels,
                 )
                 results.append({"model": model, "length": length, "form": form, **result})
                 row += f" {describe(result, args.timeout):>16}"
             print(row, flush=True)
+    ran = sorted({f"{op}: {label}" for r in results for op, label in r["kernels"].items()})
+    if ran:
+        print("# ops ran: " + "; ".join(ran))
     if args.json:
         meta = {"batch": args.batch, "width": args.width, "torch": torch.__version__}
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")

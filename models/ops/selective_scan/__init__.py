@@ -2,13 +2,16 @@
 
 Backends: `reference` (one step at a time, the oracle), `chunked` (the loop in chunks recomputed
 in the backward, O(B L (D + N)) memory), `triton` (GPU kernels, sequential in time, parallel over
-batch and channel blocks; the backward recomputes each chunk's states).
+batch and channel blocks; the backward recomputes each chunk's states), `cpu` (the chunked loop in
+a compiled, vectorised C++ kernel, built on first use; passed over with one line where it cannot
+be built).
 """
 
 from __future__ import annotations
 
 import torch
 
+from models.ops.cpu_build import on_cpu_and_buildable
 from models.ops.dispatch import Backend, KernelOp, triton_runs_here
 
 OP = KernelOp(
@@ -22,8 +25,15 @@ OP = KernelOp(
             available=triton_runs_here,
             compiled=True,
         ),
+        Backend(
+            "cpu",
+            "models.ops.selective_scan.cpu:selective_scan_cpu",
+            available=on_cpu_and_buildable,
+            optional=True,
+            compiled=True,
+        ),
     ],
-    auto={"cuda": ("triton", "chunked"), "cpu": ("chunked",)},
+    auto={"cuda": ("triton", "chunked"), "cpu": ("cpu", "chunked")},
 )
 
 

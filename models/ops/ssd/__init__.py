@@ -3,13 +3,15 @@ per head, the op of Mamba-2 (x = dt x, log_a = dt A) and of retention (RetNet: x
 C = q, log_a = log gamma).
 
 Backends: `reference` (one step at a time, the oracle), `chunked` (Listing 1 of the paper:
-quadratic form within chunks, states passed between them).
+quadratic form within chunks, states passed between them), `cpu` (the recurrence in a compiled,
+vectorised C++ kernel, built on first use; passed over with one line where it cannot be built).
 """
 
 from __future__ import annotations
 
 import torch
 
+from models.ops.cpu_build import on_cpu_and_buildable
 from models.ops.dispatch import Backend, KernelOp
 
 OP = KernelOp(
@@ -17,8 +19,15 @@ OP = KernelOp(
     [
         Backend("reference", "models.ops.ssd.reference:ssd_reference"),
         Backend("chunked", "models.ops.ssd.chunked:ssd_chunked"),
+        Backend(
+            "cpu",
+            "models.ops.ssd.cpu:ssd_cpu",
+            available=on_cpu_and_buildable,
+            optional=True,
+            compiled=True,
+        ),
     ],
-    auto={"cuda": ("chunked",), "cpu": ("chunked",)},
+    auto={"cuda": ("chunked",), "cpu": ("cpu", "chunked")},
 )
 
 
