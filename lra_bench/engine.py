@@ -1,5 +1,7 @@
 """The one training loop: AdamW + schedule, gradient accumulation and clipping, bf16 autocast on
 CUDA, evaluation every N steps, the best validation checkpoint kept, then test on that checkpoint.
+What it optimises is an objective (lra_bench/objectives.py): classification for the supervised
+run, masked or next-element modelling for self-pretraining; the loop is the same.
 
 A run directory holds `last.pt` (everything needed to resume, rewritten at each evaluation) and
 `best.pt` (the model weights at the best validation accuracy so far).
@@ -11,16 +13,15 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from lra_bench.batches import TrainBatches, eval_batches
+from lra_bench.objectives import CLASSIFICATION, Objective, classification_loss
 from lra_bench.optim import build_optimizer, build_scheduler
 from tasks.base import Split, TaskData
 from tasks.files import replaced_atomically
@@ -69,22 +70,23 @@ def autocast_context(device: torch.device, precision: str):
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    micro_batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    micro_batches: Iterable[tuple],
     accumulate: int,
     device: torch.device,
     precision: str,
     grad_clip: float | None = None,
+    loss_fn: Callable[[nn.Module, tuple, torch.device], torch.Tensor] = classification_loss,
 ) -> float:
     """One optimizer step, the same in training and in the speed protocol: forward and backward
-    over `accumulate` micro-batches of (tokens (B, L) or (B, 2, L), lengths, labels (B,)),
-    their mean cross-entropy as the loss; clipping; the optimizer step. Returns the mean loss;
-    when it is not finite no step is taken (the caller decides what that means)."""
+    over `accumulate` micro-batches, each one's loss `loss_fn(model, batch, device)` (by default
+    the cross-entropy of (tokens (B, L) or (B, 2, L), lengths, labels (B,))); clipping; the
+    optimizer step. Returns the mean loss; when it is not finite no step is taken (the caller
+    decides what that means)."""
     optimizer.zero_grad(set_to_none=True)
     loss_sum = 0.0
-    for tokens, lengths, labels in micro_batches:
+    for batch in micro_batches:
         with autocast_context(device, precision):
-            logits = model(tokens.to(device), lengths.to(device))
-            loss = F.cross_entropy(logits.float(), labels.to(device))
+            loss = loss_fn(model, batch, device)
         (loss / accumulate).backward()
         loss_sum += loss.item()
     loss_value = loss_sum / accumulate
@@ -98,18 +100,21 @@ def train_step(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, split: Split, batch_size: int, device: torch.device, precision: str
+    model: nn.Module,
+    split: Split,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    objective: Objective = CLASSIFICATION,
 ) -> float:
-    """Accuracy of `model` on every example of `split`."""
+    """The objective's score of `model` on every example of `split` (accuracy by default), in
+    eval mode."""
     was_training = model.training
     model.eval()
-    correct = 0
-    for tokens, lengths, labels in eval_batches(split, batch_size):
-        with autocast_context(device, precision):
-            logits = model(tokens.to(device), lengths.to(device))
-        correct += (logits.argmax(-1).cpu() == labels).sum().item()
+    with autocast_context(device, precision):
+        score = objective.score(model, split, batch_size, device)
     model.train(was_training)
-    return correct / max(1, len(split))
+    return score
 
 
 def _save_atomically(obj: dict, path: Path) -> None:
@@ -125,8 +130,10 @@ def train_and_evaluate(
     device: torch.device,
     seed: int,
     progress: bool = True,
+    objective: Objective = CLASSIFICATION,
 ) -> TrainResult:
-    """Trains `model` on data.splits['train'], selects on 'val', reports 'test'."""
+    """Trains `model` on data.splits['train'] for `objective`, selects on its score on 'val'
+    (TrainResult's `*_val_accuracy` hold that score), reports 'test' when the objective does."""
     model.to(device)
     optimizer = build_optimizer(
         model, config.lr, config.weight_decay, tuple(config.betas), config.eps
@@ -138,7 +145,14 @@ def train_and_evaluate(
             f"trainer.batch_size={config.batch_size} is not divisible by "
             f"trainer.grad_accum={config.grad_accum}"
         )
-    batches = TrainBatches(data.splits["train"], micro_batch, seed)
+    batches = objective.train_batches(data.splits["train"], micro_batch, seed)
+    val_key = f"val_{objective.metric}"
+
+    def validate(split: str) -> float:
+        return evaluate(
+            model, data.splits[split], config.eval_batch_size, device, config.precision, objective
+        )
+
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
 
     step, best_step, best_val, history, train_seconds = 0, None, None, [], 0.0
@@ -175,6 +189,7 @@ def train_and_evaluate(
             device,
             config.precision,
             config.grad_clip,
+            loss_fn=objective.loss,
         )
         if not math.isfinite(loss_value):
             status = "diverged"
@@ -185,10 +200,8 @@ def train_and_evaluate(
 
         if step % config.eval_every == 0 or step == config.max_steps:
             train_seconds += time.perf_counter() - tic
-            val = evaluate(
-                model, data.splits["val"], config.eval_batch_size, device, config.precision
-            )
-            history.append({"step": step, "train_loss": loss_value, "val_accuracy": val})
+            val = validate("val")
+            history.append({"step": step, "train_loss": loss_value, val_key: val})
             if best_val is None or val > best_val:
                 best_val, best_step = val, step
                 _save_atomically({"model": model.state_dict(), "step": step}, best_path)
@@ -216,12 +229,8 @@ def train_and_evaluate(
         model.load_state_dict(
             torch.load(best_path, map_location=device, weights_only=False)["model"]
         )
-        val_acc = evaluate(
-            model, data.splits["val"], config.eval_batch_size, device, config.precision
-        )
-        test_acc = evaluate(
-            model, data.splits["test"], config.eval_batch_size, device, config.precision
-        )
+        val_acc = validate("val")
+        test_acc = validate("test") if objective.reports_test else None
     return TrainResult(
         status=status,
         steps=step,
