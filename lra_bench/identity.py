@@ -4,8 +4,9 @@ run apart.
 A run is identified by its task, model, profile, seed and the hash of what defines the experiment:
 the resolved config minus the keys that only say where or how verbosely to run
 (NON_IDENTIFYING_KEYS), minus where the code lives (every `_target_` and `_partial_`: moving a
-module must not orphan the runs made with it), minus settings added later at the value that
-reproduces what ran before them (NEUTRAL_DEFAULTS). The same command therefore finds its
+module must not orphan the runs made with it), minus settings added later at a value that
+reproduces what ran before them (NEUTRAL_DEFAULTS: a value, or a test of the value, per
+top-level key). The same command therefore finds its
 earlier run (to skip or resume it), and two runs that differ in any setting never share a
 directory, whenever they start.
 """
@@ -34,9 +35,28 @@ NON_IDENTIFYING_KEYS = (
 
 # Instantiation plumbing: which class or function builds a node, not what it computes.
 CODE_LOCATION_KEYS = ("_target_", "_partial_")
+
+
+def _no_pretraining(node) -> bool:
+    """The `pretrain` node of a run from scratch: whatever budgets it lists, none is used."""
+    return isinstance(node, dict) and node.get("objective") == "none"
+
+
 # Top-level settings added after runs were recorded, at the value under which those runs ran:
-# left out of the hash at that value, so the earlier runs keep their identity.
-NEUTRAL_DEFAULTS: dict[str, object] = {}
+# left out of the hash at that value, so the earlier runs keep their identity. An entry is the
+# neutral value itself, or a function that says whether a value is neutral.
+NEUTRAL_DEFAULTS: dict[str, object] = {
+    # Self-pretraining (issue 14): a run without it is the run it always was.
+    "pretrain": _no_pretraining,
+}
+
+
+def is_neutral(key: str, value) -> bool:
+    """Whether top-level `key` at `value` is left out of the identity (NEUTRAL_DEFAULTS)."""
+    if key not in NEUTRAL_DEFAULTS:
+        return False
+    neutral = NEUTRAL_DEFAULTS[key]
+    return neutral(value) if callable(neutral) else value == neutral
 
 
 def _without_code_locations(node):
@@ -56,8 +76,7 @@ def identifying_config(cfg: DictConfig | dict) -> dict:
     return {
         k: _without_code_locations(v)
         for k, v in container.items()
-        if k not in NON_IDENTIFYING_KEYS
-        and not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])
+        if k not in NON_IDENTIFYING_KEYS and not is_neutral(k, v)
     }
 
 
@@ -91,11 +110,14 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock:
-    """An exclusive, non-blocking `flock` on `<run_dir>/run.lock`. The kernel releases it when
-    the process dies, so a crashed run never leaves a stale lock behind."""
+    """An exclusive `flock` on `<run_dir>/run.lock`. The kernel releases it when the process
+    dies, so a crashed run never leaves a stale lock behind. Non-blocking (a second process is
+    refused) unless `wait`: then the second process waits for the first to finish (a pretraining
+    run that the jobs of a sweep share, lra_bench/run.py `pretrain_first`)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, wait: bool = False) -> None:
         self.path = Path(run_dir) / "run.lock"
+        self.wait = wait
         self._handle = None
 
     def __enter__(self) -> RunLock:
@@ -106,11 +128,18 @@ class RunLock:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
+            if self.wait:
+                print(f"waiting for {self.path.parent} (run by pid {holder})", flush=True)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                return self._hold(handle)
             handle.close()
             raise RunLockedError(
                 f"{self.path.parent} is being run by another process (pid {holder}); "
                 "wait for it or stop it"
             ) from None
+        return self._hold(handle)
+
+    def _hold(self, handle) -> RunLock:
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
