@@ -13,12 +13,13 @@ directory, whenever they start.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 # Top-level config keys that do not change what is computed.
@@ -30,6 +31,7 @@ NON_IDENTIFYING_KEYS = (
     "device",
     "kernels",
     "wandb",
+    "checkpoint_every",  # how often a resume state is written: never what is computed
 )
 
 
@@ -110,45 +112,42 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock:
-    """An exclusive `flock` on `<run_dir>/run.lock`. The kernel releases it when the process
-    dies, so a crashed run never leaves a stale lock behind. Non-blocking (a second process is
-    refused) unless `wait`: then the second process waits for the first to finish (a pretraining
-    run that the jobs of a sweep share, lra_bench/run.py `pretrain_first`)."""
+    """An exclusive lock on `<run_dir>/run.lock` (an flock, through `filelock`). The kernel
+    releases it when the process dies, so a crashed run never leaves a stale lock behind. The
+    holder writes its host and pid to `<run_dir>/run.owner`, which the refusal quotes.
+    Non-blocking (a second holder is refused) unless `wait`: then the second waits for the first
+    to finish (a pretraining run the jobs of a sweep share, lra_bench/run.py `pretrain_first`)."""
 
     def __init__(self, run_dir: Path, wait: bool = False) -> None:
         self.path = Path(run_dir) / "run.lock"
+        self.owner = Path(run_dir) / "run.owner"
         self.wait = wait
-        self._handle = None
+        self._lock: FileLock | None = None
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        # thread_local=False and no singleton: a second RunLock on the same run, even in this
+        # process, is a second holder and is refused (or waits).
+        lock = FileLock(self.path, timeout=0, thread_local=False, is_singleton=False)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            if self.wait:
-                print(f"waiting for {self.path.parent} (run by pid {holder})", flush=True)
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                return self._hold(handle)
-            handle.close()
-            raise RunLockedError(
-                f"{self.path.parent} is being run by another process (pid {holder}); "
-                "wait for it or stop it"
-            ) from None
-        return self._hold(handle)
-
-    def _hold(self, handle) -> RunLock:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._handle = handle
+            lock.acquire()
+        except Timeout:
+            try:
+                holder = self.owner.read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
+            if not self.wait:
+                raise RunLockedError(
+                    f"{self.path.parent} is being run by another process ({holder}); "
+                    "wait for it or stop it"
+                ) from None
+            print(f"waiting for {self.path.parent} ({holder})", flush=True)
+            lock.acquire(timeout=-1)
+        self.owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        self._lock = lock
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -59,7 +59,12 @@ def pretraining_seed(cfg: DictConfig) -> int:
 
 
 def _mixer_takes_causal(cfg: DictConfig) -> bool:
-    target = get_object(cfg.model.backbone.mixer._target_)
+    """Whether the mixer's constructor has a `causal` option (True when the mixer cannot be
+    imported: the settings check names that problem itself)."""
+    try:
+        target = get_object(cfg.model.backbone.mixer._target_)
+    except Exception:
+        return True
     return "causal" in inspect.signature(target).parameters
 
 

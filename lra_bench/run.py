@@ -1,14 +1,19 @@
-"""The Hydra app: one run = compose config -> load task -> build model -> train -> record ->
-leaderboard.
+"""The Hydra app: one run = check settings -> compose config -> load task -> build model ->
+train -> record -> leaderboard.
 
     python -m lra_bench.run task=listops model=transformer profile=mini seed=0 results_dir=results
     python -m lra_bench.run -m model=transformer seed=0,1,2          # a multirun sweep
     python -m lra_bench.run model=transformer pretrain=masked        # self-pretrained first
 
-A finished run (record with status ok) is skipped when asked again (`force=true` reruns it); an
-interrupted one resumes from its last evaluation. With `pretrain=masked|causal` the run first
-finds or trains its pretraining run (lra_bench/pretraining.py), a run of its own that several
-supervised runs share; `force` reruns the supervised stage only.
+Settings are checked before anything is read or written (lra_bench/settings_check.py): a bad one
+is refused with one line and exit status 2. A finished run (record with status ok) is skipped
+when asked again; an interrupted one resumes from its last checkpoint; `force=true` trains it
+again from step 0, the old record staying in place until the new one replaces it. Exit status:
+0 ok or skipped, 1 failed / diverged / oom, 2 refused, 128 + N stopped by signal N (SIGTERM).
+
+With `pretrain=masked|causal` the run first finds, resumes or trains its pretraining run
+(lra_bench/pretraining.py): a run of its own, with its own directory, record and checkpoints,
+that the supervised runs of a sweep share; `force` retrains the supervised stage only.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
@@ -27,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import lra_bench.pretraining as pretraining
 import models.ops as ops
+from lra_bench.checkpoints import BEST, LAST, PREVIOUS, remove_leftovers, set_aside
 from lra_bench.compose import CONF_DIR
 from lra_bench.engine import train_and_evaluate
 from lra_bench.environment import (
@@ -36,17 +43,16 @@ from lra_bench.environment import (
     git_state,
     seed_everything,
 )
-from lra_bench.identity import RunLock, run_dir_for
+from lra_bench.identity import RunLock, RunLockedError, run_dir_for
 from lra_bench.leaderboard import format_row, write_leaderboard
+from lra_bench.preemption import Preempted
 from lra_bench.pretraining import Pretrained
-from lra_bench.published.accuracy import SCRATCH
-from lra_bench.records import RECORD_NAME, RunRecord
+from lra_bench.records import RECORD_NAME, SCRATCH, RunRecord
+from lra_bench.settings_check import SettingsError, check_settings
 from lra_bench.stages import PretrainingStage, Stage, SupervisedStage, build_model  # noqa: F401
 
-
-class PretrainingRefused(ValueError):
-    """Pretraining settings that cannot run (a causal objective for a mixer without a causal
-    form, ...): refused before anything is read or written."""
+# Where a forced rerun that did not end ok leaves its record when an ok one stays in place.
+FORCED_RERUN_NAME = "forced-rerun.json"
 
 
 def command_overrides() -> list[str]:
@@ -57,8 +63,9 @@ def command_overrides() -> list[str]:
 
 
 def execute(cfg: DictConfig, run_dir: Path, stage: Stage | None = None) -> RunRecord:
-    """Runs one stage of the experiment (by default the supervised run) and returns its record
-    (any failure becomes a record too)."""
+    """Runs one stage of the experiment (by default the supervised run, lra_bench/stages.py) and
+    returns its record, not yet written (any failure becomes a record too; a signal that stops
+    training raises Preempted, leaving a checkpoint)."""
     stage = SupervisedStage(cfg) if stage is None else stage
     started = time.time()
     git = git_state()
@@ -79,6 +86,7 @@ def execute(cfg: DictConfig, run_dir: Path, stage: Stage | None = None) -> RunRe
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
     )
     memory = PeakMemory(torch.device("cpu"), absolute=True)
+    earlier_wall_seconds = 0.0
     try:
         seed_everything(stage.seed)
         device = choose_device(cfg.device)
@@ -101,6 +109,8 @@ def execute(cfg: DictConfig, run_dir: Path, stage: Stage | None = None) -> RunRe
             device,
             seed=stage.seed,
             progress=cfg.progress,
+            checkpoint_every=int(cfg.checkpoint_every),
+            started=started,
             objective=stage.objective,
         )
         record.status = result.status
@@ -112,30 +122,89 @@ def execute(cfg: DictConfig, run_dir: Path, stage: Stage | None = None) -> RunRe
         record.steps_per_second = result.steps_per_second
         record.final_train_loss = result.final_train_loss
         record.history = result.history
+        record.resumes = result.resumes
+        earlier_wall_seconds = result.earlier_wall_seconds
         record.kernel_backends = model.kernel_backends()  # what ran, read after the run
+    except Preempted:
+        raise  # not finished: no record; the checkpoint lets the same command go on
     except torch.OutOfMemoryError as error:
         record.status, record.error = "oom", f"{type(error).__name__}: {error}"
     except Exception as error:  # recorded, then reported by the caller
         record.status, record.error = "failed", f"{type(error).__name__}: {error}"
         record.traceback = traceback.format_exc()
     record.peak_memory_bytes = memory.peak_bytes()
-    record.wall_seconds = time.time() - started
+    record.wall_seconds = earlier_wall_seconds + (time.time() - started)
     record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     problems = record.problems()
     if problems:  # e.g. "ok" without a test accuracy: never published as a result
         record.status, record.error = "failed", f"invalid result: {'; '.join(problems)}"
-    record.write(run_dir)
     return record
+
+
+def read_previous_record(run_dir: Path) -> RunRecord | None:
+    """The record an earlier process of this run left, if any. One that does not read as a
+    record is named, moved aside (never counted, kept to look at) and treated as absent."""
+    path = run_dir / RECORD_NAME
+    if not path.exists():
+        return None
+    try:
+        return RunRecord.read(path)
+    except ValueError as error:
+        moved = set_aside(path)
+        print(f"{error}; moved aside to {moved.name}", file=sys.stderr)
+        return None
+
+
+def discard_training_state(run_dir: Path, previous: RunRecord | None) -> None:
+    """force=true: the checkpoints of earlier processes go, so that training starts from step 0;
+    the record stays until the new one replaces it."""
+    removed = [name for name in (LAST, PREVIOUS, BEST) if (run_dir / name).exists()]
+    for name in removed:
+        (run_dir / name).unlink()
+    remove_leftovers(run_dir)
+    kept = f"; the earlier record (status {previous.status}) stays until this run's replaces it"
+    print(
+        "force=true: training from step 0"
+        + (f" (removed {', '.join(removed)})" if removed else "")
+        + (kept if previous is not None else "")
+    )
+
+
+def store_record(record: RunRecord, run_dir: Path, previous: RunRecord | None, forced: bool):
+    """Writes the record. A forced rerun that did not end ok never replaces an ok record: its
+    own goes to FORCED_RERUN_NAME beside it (not counted by the leaderboard)."""
+    if forced and previous is not None and previous.status == "ok" and record.status != "ok":
+        path = record.write(run_dir, name=FORCED_RERUN_NAME)
+        print(
+            f"force=true: the rerun ended {record.status}; the earlier ok record stays in "
+            f"{run_dir / RECORD_NAME}; this rerun's record is {path}",
+            file=sys.stderr,
+        )
+        return path
+    return record.write(run_dir)
+
+
+def refresh_leaderboard(results_dir: Path):
+    """The refreshed leaderboard table, or None when it could not be written (said in one
+    line: the run's record is written either way, and `lra-bench leaderboard` redoes it)."""
+    try:
+        table = write_leaderboard(results_dir)
+    except Exception as error:
+        print(f"leaderboard not refreshed: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+    for line in table.attrs.get("skipped", []):
+        print(f"leaderboard: left out {line}", file=sys.stderr)
+    return table
 
 
 def pretrain_first(cfg: DictConfig) -> tuple[Pretrained, bool]:
     """The pretraining run this run starts from, and whether it was there already: found
-    finished (several supervised runs share one), else trained (or resumed) now. Concurrent jobs
-    of a sweep wait on its lock, then find it finished, so it is trained once."""
+    finished (the supervised runs of a sweep share one), else trained or resumed now. Concurrent
+    jobs wait on its lock, then find it finished, so it is trained once. A pretraining that did
+    not end ok is trained again (from its last checkpoint) by the next run that needs it."""
     run_dir = pretraining.pretraining_dir_for(cfg)
     with RunLock(run_dir, wait=True):
-        path = run_dir / RECORD_NAME
-        record = RunRecord.read(path) if path.exists() else None
+        record = read_previous_record(run_dir)
         if record is not None and record.status == "ok":
             return Pretrained(record, run_dir), True
         print(f"pretraining directory: {run_dir}")
@@ -145,43 +214,9 @@ def pretrain_first(cfg: DictConfig) -> tuple[Pretrained, bool]:
     return Pretrained(record, run_dir), False
 
 
-def run(cfg: DictConfig) -> RunRecord:
-    """Runs (or skips, or resumes) the run `cfg` identifies, after its pretraining run when it
-    asks for one, then refreshes the leaderboard. PretrainingRefused: nothing was written."""
-    refused = pretraining.problems(cfg)
-    if refused:
-        raise PretrainingRefused("; ".join(refused))
-    run_dir = run_dir_for(cfg)
-    pretrained = None
-    with RunLock(run_dir):
-        previous = run_dir / RECORD_NAME
-        record = RunRecord.read(previous) if previous.exists() and not cfg.force else None
-        if record is not None and record.status == "ok":
-            print(f"already finished: {run_dir} (force=true runs it again)")
-        else:
-            if pretraining.requested(cfg):
-                pretrained, reused = pretrain_first(cfg)
-                print(pretrained.summary(reused))
-            print(f"run directory: {run_dir}")
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-            record = execute(cfg, run_dir, SupervisedStage(cfg, pretrained))
-    table = write_leaderboard(Path(cfg.results_dir))
-    report(record, table)
-    print(
-        f"record: {run_dir / RECORD_NAME}\nleaderboard: {Path(cfg.results_dir) / 'leaderboard.csv'}"
-    )
-    return record
-
-
-def report(record: RunRecord, table) -> None:
-    """What the run did and its leaderboard row; for a self-pretrained run, the same model's
-    row from scratch beside it when there is one (the answer without pretraining)."""
-    row = table[
-        (table.task == record.task)
-        & (table.model == record.model)
-        & (table.profile == record.profile)
-        & (table.variant == record.variant)
-    ]
+def report(record: RunRecord, table, run_dir: Path, results_dir: Path) -> None:
+    """What the run did, its pretraining, its leaderboard row and, for a self-pretrained run, the
+    same model's row from scratch (the answer without pretraining); where the files are."""
     if record.status != "ok":
         print(f"run {record.status}: {record.error}", file=sys.stderr)
         if record.traceback:
@@ -192,34 +227,87 @@ def report(record: RunRecord, table) -> None:
             f"(majority class {100 * record.test_majority_rate:.2f}%), "
             f"best validation step {record.best_step}, {record.steps_per_second:.1f} steps/s"
         )
-    if record.pretrained_from is not None:
-        print("pretraining: " + pretraining.format_reference(record.pretrained_from))
-    if not row.empty:
-        print("leaderboard: " + format_row(row.iloc[0]))
-    if record.protocol != SCRATCH:
-        scratch = table[
+    if table is not None and not table.empty:
+        row = table[
             (table.task == record.task)
             & (table.model == record.model)
             & (table.profile == record.profile)
-            & (table.protocol == SCRATCH)
-            & table.selected
+            & (table.variant == record.variant)
         ]
-        if scratch.empty:
-            print("from scratch: no run yet (the same command without pretrain= makes one)")
-        for _, other in scratch.iterrows():
-            print("from scratch: " + format_row(other))
+        if record.pretrained_from is not None:
+            print("pretraining: " + pretraining.format_reference(record.pretrained_from))
+        if not row.empty:
+            print("leaderboard: " + format_row(row.iloc[0]))
+        if record.protocol != SCRATCH:
+            report_scratch(record, table)
+    print(f"record: {run_dir / RECORD_NAME}\nleaderboard: {results_dir / 'leaderboard.csv'}")
+
+
+def report_scratch(record: RunRecord, table) -> None:
+    """The row from scratch of a self-pretrained run's task, model and profile."""
+    scratch = table[
+        (table.task == record.task)
+        & (table.model == record.model)
+        & (table.profile == record.profile)
+        & (table.protocol == SCRATCH)
+        & table.selected
+    ]
+    if scratch.empty:
+        print("from scratch: no run yet (the same command without pretrain= makes one)")
+    for _, row in scratch.iterrows():
+        print("from scratch: " + format_row(row))
+
+
+def run(cfg: DictConfig, choices: Mapping[str, str | None] | None = None) -> RunRecord:
+    """Runs (or skips, or resumes) the run `cfg` identifies, then refreshes the leaderboard.
+
+    choices: Hydra's runtime choices (which experiment file was taken), when known. Raises
+    SettingsError (a refused setting: nothing was written), RunLockedError (another process
+    runs it) or Preempted (a signal stopped training after a checkpoint)."""
+    check_settings(cfg, choices)
+    run_dir = run_dir_for(cfg)
+    with RunLock(run_dir):
+        previous = read_previous_record(run_dir)
+        if previous is not None and previous.status == "ok" and not cfg.force:
+            print(f"already finished: {run_dir} (force=true trains it again from step 0)")
+            record = previous
+        else:
+            pretrained = None
+            if pretraining.requested(cfg):
+                pretrained, reused = pretrain_first(cfg)
+                print(pretrained.summary(reused))
+            if cfg.force:
+                discard_training_state(run_dir, previous)
+            print(f"run directory: {run_dir}")
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            record = execute(cfg, run_dir, SupervisedStage(cfg, pretrained))
+            store_record(record, run_dir, previous, forced=bool(cfg.force))
+    results_dir = Path(cfg.results_dir)
+    report(record, refresh_leaderboard(results_dir), run_dir, results_dir)
+    return record
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
+    hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
+    multirun = hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN
+    choices = dict(hydra_config.runtime.choices) if hydra_config is not None else None
     try:
-        record = run(cfg)
-    except PretrainingRefused as error:
+        record = run(cfg, choices)
+    except SettingsError as error:
         print(f"lra_bench.run: error: {error}", file=sys.stderr)
         sys.exit(2)
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    # A sweep goes on past a failed run (it is recorded and counted); a single run exits non-zero.
-    if record.status in ("failed", "oom") and not multirun:
+    except RunLockedError as error:
+        print(f"lra_bench.run: error: {error}", file=sys.stderr)
+        if multirun:
+            return  # the sweep's other runs go on
+        sys.exit(2)
+    except Preempted as stopped:
+        print(f"{stopped}; the same command resumes the run", file=sys.stderr)
+        sys.exit(128 + stopped.signal_number)
+    # A sweep goes on past a run that did not end ok (it is recorded and counted); a single
+    # run says so in its exit status.
+    if record.status != "ok" and not multirun:
         sys.exit(1)
 
 

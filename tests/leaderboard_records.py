@@ -43,7 +43,7 @@ def record(
     return {
         **spt,
         "variant": variant,
-        "config_hash": f"{variant}-{seed}",
+        "config_hash": f"{variant}-{protocol or 'scratch'}-{seed}",
         "error": None if status == "ok" else "it broke",
         "schema": SCHEMA_VERSION,
         "task": task,

@@ -10,10 +10,10 @@ import pytest
 
 from lra_bench.identity import run_dir_for
 from lra_bench.pretraining import pretraining_dir_for, pretraining_hash
-from lra_bench.records import PRETRAIN, RunRecord, find_records
+from lra_bench.records import PRETRAIN, RunRecord, find_all_records
 from tests.conftest import REPO, compose_config
 
-COMMITTED = find_records(REPO / "results")
+COMMITTED = find_all_records(REPO / "results")
 
 
 def command_of(record: RunRecord, results_dir: Path) -> list[str]:

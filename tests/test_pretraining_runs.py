@@ -17,6 +17,7 @@ from lra_bench.identity import RunLock, config_hash, run_dir_for
 from lra_bench.leaderboard import read_leaderboard
 from lra_bench.records import RunRecord
 from lra_bench.run import pretrain_first, run
+from lra_bench.settings_check import SettingsError
 from lra_bench.stages import PretrainingStage, SupervisedStage
 from tasks.base import TaskData
 from tests.conftest import compose_config
@@ -93,6 +94,18 @@ def test_pretrain_seed_null_follows_the_run_seed_and_seeds_stay_one_variant():
 def test_impossible_pretraining_is_refused_with_the_reason(overrides, says):
     problems = pretraining.problems(compose_config(["profile=smoke", *overrides]))
     assert any(says in p for p in problems), problems
+
+
+def test_a_run_refuses_before_writing_anything(tmp_path, data_root):
+    with pytest.raises(SettingsError) as refused:
+        run(smoke(tmp_path, data_root, "model=fnet", "pretrain=causal"))
+    assert "has no causal form" in str(refused.value)
+    assert "unknown setting" not in str(refused.value)  # the causal key it adds is not news
+    with pytest.raises(SettingsError, match="pretrain.trainer.lr=-1"):
+        run(smoke(tmp_path, data_root, "pretrain=masked", "pretrain.trainer.lr=-1"))
+    with pytest.raises(SettingsError, match="pretrain.rato"):
+        run(smoke(tmp_path, data_root, "pretrain=masked", "+pretrain.rato=0.2"))
+    assert not list(tmp_path.iterdir())
 
 
 def test_every_mixer_without_a_causal_form_refuses_causal_and_no_other():
