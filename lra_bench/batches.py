@@ -20,16 +20,19 @@ from tasks.base import Split
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def take(split: Split, rows: np.ndarray) -> Batch:
-    """Rows of a split as tensors, cut to the longest row (or document) among them."""
+def take_inputs(split: Split, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs of rows of a split, (tokens, lengths), cut to the longest row (or document)
+    among them; the labels are not read (self-pretraining never sees them)."""
     lengths = np.asarray(split.lengths[rows])
     width = int(lengths.max())
     tokens = np.asarray(split.tokens[rows, ..., :width])
-    return (
-        torch.from_numpy(tokens.astype(np.int64)),
-        torch.from_numpy(lengths.astype(np.int64)),
-        torch.from_numpy(np.asarray(split.labels[rows]).astype(np.int64)),
-    )
+    return torch.from_numpy(tokens.astype(np.int64)), torch.from_numpy(lengths.astype(np.int64))
+
+
+def take(split: Split, rows: np.ndarray) -> Batch:
+    """Rows of a split as tensors, cut to the longest row (or document) among them."""
+    tokens, lengths = take_inputs(split, rows)
+    return tokens, lengths, torch.from_numpy(np.asarray(split.labels[rows]).astype(np.int64))
 
 
 class TrainBatches:
@@ -47,14 +50,17 @@ class TrainBatches:
         self._epoch = -1
         self._order: np.ndarray | None = None
 
-    def batch(self, step: int) -> Batch:
+    def rows(self, step: int) -> np.ndarray:
+        """The sorted row indices of batch `step` (sorted: faster memmap reads)."""
         epoch, within = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.split))
             self._epoch = epoch
         start = within * self.batch_size
-        rows = np.sort(self._order[start : start + self.batch_size])  # sorted: faster memmap reads
-        return take(self.split, rows)
+        return np.sort(self._order[start : start + self.batch_size])
+
+    def batch(self, step: int) -> Batch:
+        return take(self.split, self.rows(step))
 
 
 def eval_batches(split: Split, batch_size: int) -> Iterator[Batch]:

@@ -1,5 +1,7 @@
 """The one training loop: AdamW + schedule, gradient accumulation and clipping, bf16 autocast on
 CUDA, evaluation every N steps, the best validation checkpoint kept, then test on that checkpoint.
+What it optimises is an objective (lra_bench/objectives.py): classification for the supervised
+run, masked or next-element modelling for self-pretraining; the loop is the same.
 
 The run directory holds the checkpoints (lra_bench/checkpoints.py): `last.pt` (everything
 needed to resume, written every `checkpoint_every` steps, at each evaluation, and on SIGTERM /
@@ -18,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from lra_bench.batches import TrainBatches, eval_batches
 from lra_bench.checkpoints import Checkpoints, copy_weights
+from lra_bench.objectives import CLASSIFICATION, Objective, classification_loss
 from lra_bench.optim import SCHEDULES, build_optimizer, build_scheduler
 from lra_bench.preemption import Preempted, StopSignals
 from tasks.base import Split, TaskData
@@ -85,22 +86,23 @@ def autocast_context(device: torch.device, precision: str):
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    micro_batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    micro_batches: Iterable[tuple],
     accumulate: int,
     device: torch.device,
     precision: str,
     grad_clip: float | None = None,
+    loss_fn: Callable[[nn.Module, tuple, torch.device], torch.Tensor] = classification_loss,
 ) -> float:
     """One optimizer step, the same in training and in the speed protocol: forward and backward
-    over `accumulate` micro-batches of (tokens (B, L) or (B, 2, L), lengths, labels (B,)),
-    their mean cross-entropy as the loss; clipping; the optimizer step. Returns the mean loss;
-    when it is not finite no step is taken (the caller decides what that means)."""
+    over `accumulate` micro-batches, each one's loss `loss_fn(model, batch, device)` (by default
+    the cross-entropy of (tokens (B, L) or (B, 2, L), lengths, labels (B,))); clipping; the
+    optimizer step. Returns the mean loss; when it is not finite no step is taken (the caller
+    decides what that means)."""
     optimizer.zero_grad(set_to_none=True)
     loss_sum = 0.0
-    for tokens, lengths, labels in micro_batches:
+    for batch in micro_batches:
         with autocast_context(device, precision):
-            logits = model(tokens.to(device), lengths.to(device))
-            loss = F.cross_entropy(logits.float(), labels.to(device))
+            loss = loss_fn(model, batch, device)
         (loss / accumulate).backward()
         loss_sum += loss.item()
     loss_value = loss_sum / accumulate
@@ -114,18 +116,21 @@ def train_step(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, split: Split, batch_size: int, device: torch.device, precision: str
+    model: nn.Module,
+    split: Split,
+    batch_size: int,
+    device: torch.device,
+    precision: str,
+    objective: Objective = CLASSIFICATION,
 ) -> float:
-    """Accuracy of `model` on every example of `split`."""
+    """The objective's score of `model` on every example of `split` (accuracy by default), in
+    eval mode."""
     was_training = model.training
     model.eval()
-    correct = 0
-    for tokens, lengths, labels in eval_batches(split, batch_size):
-        with autocast_context(device, precision):
-            logits = model(tokens.to(device), lengths.to(device))
-        correct += (logits.argmax(-1).cpu() == labels).sum().item()
+    with autocast_context(device, precision):
+        score = objective.score(model, split, batch_size, device)
     model.train(was_training)
-    return correct / max(1, len(split))
+    return score
 
 
 class Stopwatch:
@@ -153,8 +158,10 @@ def train_and_evaluate(
     checkpoint_every: int = 0,
     started: float | None = None,
     log: Callable[[str], None] = print,
+    objective: Objective = CLASSIFICATION,
 ) -> TrainResult:
-    """Trains `model` on data.splits['train'], selects on 'val', reports 'test'.
+    """Trains `model` on data.splits['train'] for `objective`, selects on its score on 'val'
+    (TrainResult's `*_val_accuracy` hold that score), reports 'test' when the objective does.
 
     Resumes from the run's checkpoint when there is one. checkpoint_every: steps between
     checkpoints besides those at evaluations (0: only at evaluations). started: when this
@@ -172,7 +179,14 @@ def train_and_evaluate(
             f"trainer.batch_size={config.batch_size} is not divisible by "
             f"trainer.grad_accum={config.grad_accum}"
         )
-    batches = TrainBatches(data.splits["train"], micro_batch, seed)
+    batches = objective.train_batches(data.splits["train"], micro_batch, seed)
+    val_key = f"val_{objective.metric}"
+
+    def validate(split: str) -> float:
+        return evaluate(
+            model, data.splits[split], config.eval_batch_size, device, config.precision, objective
+        )
+
     checkpoints = Checkpoints(run_dir, model, optimizer, scheduler, device, config.max_steps)
     resumed = checkpoints.resume()
     for message in resumed.messages:
@@ -186,8 +200,8 @@ def train_and_evaluate(
 
     def evaluate_and_keep_best(loss_value: float) -> None:
         nonlocal best_weights
-        val = evaluate(model, data.splits["val"], config.eval_batch_size, device, config.precision)
-        state.history.append({"step": state.step, "train_loss": loss_value, "val_accuracy": val})
+        val = validate("val")
+        state.history.append({"step": state.step, "train_loss": loss_value, val_key: val})
         if state.best_val is None or val > state.best_val:
             state.best_val, state.best_step = val, state.step
             best_weights = copy_weights(model)
@@ -220,6 +234,7 @@ def train_and_evaluate(
                 device,
                 config.precision,
                 config.grad_clip,
+                loss_fn=objective.loss,
             )
             if not math.isfinite(loss_value):
                 status, state.last_loss = "diverged", loss_value
@@ -253,12 +268,8 @@ def train_and_evaluate(
     val_acc = test_acc = None
     if best_weights is not None:
         model.load_state_dict(best_weights)
-        val_acc = evaluate(
-            model, data.splits["val"], config.eval_batch_size, device, config.precision
-        )
-        test_acc = evaluate(
-            model, data.splits["test"], config.eval_batch_size, device, config.precision
-        )
+        val_acc = validate("val")
+        test_acc = validate("test") if objective.reports_test else None
     return TrainResult(
         status=status,
         steps=state.step,

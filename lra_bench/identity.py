@@ -4,8 +4,9 @@ run apart.
 A run is identified by its task, model, profile, seed and the hash of what defines the experiment:
 the resolved config minus the keys that only say where or how verbosely to run
 (NON_IDENTIFYING_KEYS), minus where the code lives (every `_target_` and `_partial_`: moving a
-module must not orphan the runs made with it), minus settings added later at the value that
-reproduces what ran before them (NEUTRAL_DEFAULTS). The same command therefore finds its
+module must not orphan the runs made with it), minus settings added later at a value that
+reproduces what ran before them (NEUTRAL_DEFAULTS: a value, or a test of the value, per
+top-level key). The same command therefore finds its
 earlier run (to skip or resume it), and two runs that differ in any setting never share a
 directory, whenever they start.
 """
@@ -36,9 +37,28 @@ NON_IDENTIFYING_KEYS = (
 
 # Instantiation plumbing: which class or function builds a node, not what it computes.
 CODE_LOCATION_KEYS = ("_target_", "_partial_")
+
+
+def _no_pretraining(node) -> bool:
+    """The `pretrain` node of a run from scratch: whatever budgets it lists, none is used."""
+    return isinstance(node, dict) and node.get("objective") == "none"
+
+
 # Top-level settings added after runs were recorded, at the value under which those runs ran:
-# left out of the hash at that value, so the earlier runs keep their identity.
-NEUTRAL_DEFAULTS: dict[str, object] = {}
+# left out of the hash at that value, so the earlier runs keep their identity. An entry is the
+# neutral value itself, or a function that says whether a value is neutral.
+NEUTRAL_DEFAULTS: dict[str, object] = {
+    # Self-pretraining (issue 14): a run without it is the run it always was.
+    "pretrain": _no_pretraining,
+}
+
+
+def is_neutral(key: str, value) -> bool:
+    """Whether top-level `key` at `value` is left out of the identity (NEUTRAL_DEFAULTS)."""
+    if key not in NEUTRAL_DEFAULTS:
+        return False
+    neutral = NEUTRAL_DEFAULTS[key]
+    return neutral(value) if callable(neutral) else value == neutral
 
 
 def _without_code_locations(node):
@@ -58,8 +78,7 @@ def identifying_config(cfg: DictConfig | dict) -> dict:
     return {
         k: _without_code_locations(v)
         for k, v in container.items()
-        if k not in NON_IDENTIFYING_KEYS
-        and not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])
+        if k not in NON_IDENTIFYING_KEYS and not is_neutral(k, v)
     }
 
 
@@ -93,20 +112,22 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock:
-    """An exclusive, non-blocking lock on `<run_dir>/run.lock` (an flock, through `filelock`).
-    The kernel releases it when the process dies, so a crashed run never leaves a stale lock
-    behind. The holder writes its host and pid to `<run_dir>/run.owner`, which the refusal
-    quotes."""
+    """An exclusive lock on `<run_dir>/run.lock` (an flock, through `filelock`). The kernel
+    releases it when the process dies, so a crashed run never leaves a stale lock behind. The
+    holder writes its host and pid to `<run_dir>/run.owner`, which the refusal quotes.
+    Non-blocking (a second holder is refused) unless `wait`: then the second waits for the first
+    to finish (a pretraining run the jobs of a sweep share, lra_bench/run.py `pretrain_first`)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, wait: bool = False) -> None:
         self.path = Path(run_dir) / "run.lock"
         self.owner = Path(run_dir) / "run.owner"
+        self.wait = wait
         self._lock: FileLock | None = None
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # thread_local=False and no singleton: a second RunLock on the same run, even in this
-        # process, is a second holder and is refused.
+        # process, is a second holder and is refused (or waits).
         lock = FileLock(self.path, timeout=0, thread_local=False, is_singleton=False)
         try:
             lock.acquire()
@@ -115,10 +136,13 @@ class RunLock:
                 holder = self.owner.read_text().strip() or "unknown"
             except OSError:
                 holder = "unknown"
-            raise RunLockedError(
-                f"{self.path.parent} is being run by another process ({holder}); "
-                "wait for it or stop it"
-            ) from None
+            if not self.wait:
+                raise RunLockedError(
+                    f"{self.path.parent} is being run by another process ({holder}); "
+                    "wait for it or stop it"
+                ) from None
+            print(f"waiting for {self.path.parent} ({holder})", flush=True)
+            lock.acquire(timeout=-1)
         self.owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
         self._lock = lock
         return self

@@ -8,8 +8,8 @@ never share a row; so is the protocol (from scratch, or self-pretrained first), 
 variant (the config hash without the seed), so runs with different settings are never averaged
 together as if they were seeds. Runs whose status is not `ok` count in `failed` and nowhere else.
 
-The protocol of a record: its `protocol` field where the record has one, else its config's
-`protocol` (a name, or a node with a `name`), else `scratch`; see `record_protocol`.
+The protocol of a record is its `protocol` field (`scratch` in records made before it existed).
+Self-pretraining records (stage `pretrain`) are not rows: the fine-tuning runs stand for them.
 
 A leaderboard of a results folder R reads the records of that result set only
 (`R/runs/<task>/<model>/<profile>/<run>/record.json`, lra_bench/records.py `find_records`), each
@@ -36,21 +36,15 @@ from lra_bench.leaderboard_compare import (
 )
 from lra_bench.leaderboard_schema import COLUMNS, KEY, SCHEMA_VERSION
 from lra_bench.published.accuracy import CLASSES, SCRATCH
-from lra_bench.records import RunRecord, find_records
+from lra_bench.records import PRETRAIN, RunRecord, find_records
 from tasks.files import replaced_atomically
 
 
 def record_protocol(record: RunRecord) -> str:
     """The training protocol a record followed: `scratch`, `spt-masked` or `spt-causal`
-    (self-pretraining, issue 14). Read from the record's own `protocol` field if it has one,
-    else from its config, else `scratch` (every record made before protocols existed)."""
-    field = getattr(record, "protocol", None)
-    if isinstance(field, str) and field:
-        return field
-    node = record.config.get("protocol") if isinstance(record.config, dict) else None
-    if isinstance(node, dict):
-        node = node.get("name")
-    return node if isinstance(node, str) and node else SCRATCH
+    (self-pretraining, lra_bench/pretraining.py): its `protocol` field, `scratch` in every
+    record made before the field existed."""
+    return record.protocol
 
 
 LOCK_NAME = ".leaderboard.lock"
@@ -89,11 +83,14 @@ def _preference(record: RunRecord) -> tuple:
 
 
 def load_runs(results_dir: Path) -> pd.DataFrame:
-    """One row per run of the result set `results_dir`; the records left out, one line each,
-    are in `attrs["skipped"]`."""
+    """One row per supervised run of the result set `results_dir`; the records left out, one
+    line each, are in `attrs["skipped"]`. Self-pretraining records (stage 'pretrain') are no
+    accuracy rows: the fine-tuning runs that start from them stand for them."""
     rows = []
     records, skipped = read_records(results_dir)
     for path, record in records:
+        if record.stage == PRETRAIN:
+            continue
         rows.append(
             {
                 "task": record.task,

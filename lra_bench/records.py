@@ -22,6 +22,13 @@ from tasks.files import replaced_atomically
 SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"
 STATUSES = ("ok", "failed", "diverged", "oom")
+# A supervised run (counted by the leaderboard), or a self-pretraining run whose weights start
+# supervised runs (README "Self-pretraining"; lra_bench/pretraining.py).
+TRAIN, PRETRAIN = "train", "pretrain"
+STAGES = (TRAIN, PRETRAIN)
+# How a supervised run started: from scratch, or from a masked / causal self-pretraining run.
+SCRATCH = "scratch"
+PROTOCOLS = (SCRATCH, "spt-masked", "spt-causal")
 
 
 @dataclass
@@ -30,6 +37,14 @@ class RunRecord:
     defines the experiment, lra_bench/identity.py) and variant (the same without the seed: runs
     that differ only in their seed share it). status: ok | failed | diverged | oom, with `error`
     saying why when not ok. Accuracies are fractions of the split, at the best-validation step.
+
+    Self-pretraining (added later, so every field has the default older records mean): stage
+    'train' or 'pretrain'; protocol 'scratch', 'spt-masked' or 'spt-causal'; a supervised run
+    of an SPT protocol names its pretraining run in `pretrained_from` ({config_hash, run_dir,
+    best_step, metric, value}). A pretraining record has no accuracies: `metric` names its
+    validation figure (masked_accuracy, masked_r2, next_accuracy, next_r2), `best_val_metric`
+    is its best value, `val_metrics` every figure at the best checkpoint; its seed and
+    config_hash are the pretraining's own (lra_bench/pretraining.py).
     """
 
     task: str
@@ -64,11 +79,17 @@ class RunRecord:
     steps_per_second: float | None = None
     peak_memory_bytes: int | None = None
     final_train_loss: float | None = None
-    history: list = field(default_factory=list)  # [{step, train_loss, val_accuracy}]
+    history: list = field(default_factory=list)  # [{step, train_loss, val_<metric>}]
     # One entry per time a process took over from an earlier, stopped one: {from_step, at,
     # checkpoint (the file resumed from, null when it restarted at step 0), set_aside (damaged
     # files moved aside)}. wall_seconds and train_seconds include the earlier processes' time.
     resumes: list = field(default_factory=list)
+    stage: str = TRAIN
+    protocol: str = SCRATCH
+    pretrained_from: dict | None = None
+    metric: str | None = None
+    best_val_metric: float | None = None
+    val_metrics: dict = field(default_factory=dict)
     schema: int = SCHEMA_VERSION
 
     def problems(self) -> list[str]:
@@ -81,13 +102,38 @@ class RunRecord:
         for name in ("task", "model", "profile", "config_hash", "variant"):
             if isinstance(getattr(self, name), str) and not getattr(self, name):
                 found.append(f"{name} must not be empty")
-        if self.status == "ok":
+        if self.stage not in STAGES:
+            found.append(f"stage {self.stage!r} not in {STAGES}")
+        if self.protocol not in PROTOCOLS:
+            found.append(f"protocol {self.protocol!r} not in {PROTOCOLS}")
+        if self.status == "ok" and self.stage == PRETRAIN:
+            found += self._pretraining_problems()
+        elif self.status == "ok":
             for name in ("test_accuracy", "val_accuracy"):
                 value = getattr(self, name)
                 if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                     found.append(f"status ok needs {name} in [0, 1], got {value!r}")
         elif not self.error:
             found.append(f"status {self.status} needs an error saying why")
+        pretrained = self.stage == TRAIN and self.protocol != SCRATCH
+        if pretrained and self.status == "ok" and not isinstance(self.pretrained_from, dict):
+            found.append(f"protocol {self.protocol} needs pretrained_from naming its pretraining")
+        if self.protocol == SCRATCH and self.pretrained_from is not None:
+            found.append("a run from scratch has no pretrained_from")
+        return found
+
+    def _pretraining_problems(self) -> list[str]:
+        """A finished pretraining run: its metric and value, no accuracies, an SPT protocol."""
+        found = []
+        value = self.best_val_metric
+        if not isinstance(self.metric, str) or not self.metric:
+            found.append("a pretraining record needs the name of its metric")
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            found.append(f"a pretraining record needs a finite best_val_metric, got {value!r}")
+        if self.test_accuracy is not None or self.val_accuracy is not None:
+            found.append("a pretraining record has no accuracies (it never sees a label)")
+        if self.protocol == SCRATCH:
+            found.append("a pretraining record belongs to an SPT protocol, not scratch")
         return found
 
     def to_dict(self) -> dict:

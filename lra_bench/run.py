@@ -3,12 +3,17 @@ train -> record -> leaderboard.
 
     python -m lra_bench.run task=listops model=transformer profile=mini seed=0 results_dir=results
     python -m lra_bench.run -m model=transformer seed=0,1,2          # a multirun sweep
+    python -m lra_bench.run model=transformer pretrain=masked        # self-pretrained first
 
 Settings are checked before anything is read or written (lra_bench/settings_check.py): a bad one
 is refused with one line and exit status 2. A finished run (record with status ok) is skipped
 when asked again; an interrupted one resumes from its last checkpoint; `force=true` trains it
 again from step 0, the old record staying in place until the new one replaces it. Exit status:
 0 ok or skipped, 1 failed / diverged / oom, 2 refused, 128 + N stopped by signal N (SIGTERM).
+
+With `pretrain=masked|causal` the run first finds, resumes or trains its pretraining run
+(lra_bench/pretraining.py): a run of its own, with its own directory, record and checkpoints,
+that the supervised runs of a sweep share; `force` retrains the supervised stage only.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import lra_bench.pretraining as pretraining
 import models.ops as ops
 from lra_bench.checkpoints import BEST, LAST, PREVIOUS, remove_leftovers, set_aside
 from lra_bench.compose import CONF_DIR
-from lra_bench.engine import TrainerConfig, train_and_evaluate
+from lra_bench.engine import train_and_evaluate
 from lra_bench.environment import (
     PeakMemory,
     choose_device,
@@ -37,26 +43,16 @@ from lra_bench.environment import (
     git_state,
     seed_everything,
 )
-from lra_bench.identity import RunLock, RunLockedError, config_hash, run_dir_for
+from lra_bench.identity import RunLock, RunLockedError, run_dir_for
 from lra_bench.leaderboard import format_row, write_leaderboard
 from lra_bench.preemption import Preempted
-from lra_bench.records import RECORD_NAME, RunRecord
+from lra_bench.pretraining import Pretrained
+from lra_bench.records import RECORD_NAME, SCRATCH, RunRecord
 from lra_bench.settings_check import SettingsError, check_settings
+from lra_bench.stages import PretrainingStage, Stage, SupervisedStage, build_model  # noqa: F401
 
 # Where a forced rerun that did not end ok leaves its record when an ok one stays in place.
 FORCED_RERUN_NAME = "forced-rerun.json"
-
-
-def build_model(cfg: DictConfig, data) -> torch.nn.Module:
-    """The backbone of `cfg.model`, sized by the task's vocabulary, classes and length; in
-    two-tower mode for a pair task (Retrieval)."""
-    return instantiate(
-        cfg.model.backbone,
-        vocab_size=data.vocab_size,
-        num_classes=data.num_classes,
-        max_length=data.max_length,
-        **({"pair": True} if data.pair else {}),
-    )
 
 
 def command_overrides() -> list[str]:
@@ -66,18 +62,23 @@ def command_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task)
 
 
-def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
-    """Runs the experiment and returns its record, not yet written (any failure becomes a
-    record too; a signal that stops training raises Preempted, leaving a checkpoint)."""
+def execute(cfg: DictConfig, run_dir: Path, stage: Stage | None = None) -> RunRecord:
+    """Runs one stage of the experiment (by default the supervised run, lra_bench/stages.py) and
+    returns its record, not yet written (any failure becomes a record too; a signal that stops
+    training raises Preempted, leaving a checkpoint)."""
+    stage = SupervisedStage(cfg) if stage is None else stage
     started = time.time()
     git = git_state()
     record = RunRecord(
         task=cfg.task.name,
         model=cfg.model.name,
         profile=cfg.profile.name,
-        seed=int(cfg.seed),
-        config_hash=config_hash(cfg),
-        variant=config_hash(cfg, include_seed=False),
+        seed=stage.seed,
+        config_hash=stage.config_hash,
+        variant=stage.variant,
+        stage=stage.name,
+        protocol=stage.protocol,
+        pretrained_from=stage.pretrained_from,
         config=OmegaConf.to_container(cfg, resolve=True),
         overrides=command_overrides(),
         git_commit=git["commit"],
@@ -87,7 +88,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
     memory = PeakMemory(torch.device("cpu"), absolute=True)
     earlier_wall_seconds = 0.0
     try:
-        seed_everything(int(cfg.seed))
+        seed_everything(stage.seed)
         device = choose_device(cfg.device)
         memory = PeakMemory(device, absolute=True)
         ops.configure(**OmegaConf.to_container(cfg.kernels, resolve=True))
@@ -97,26 +98,25 @@ def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
         record.validation_is_test = data.validation_is_test
         record.split_sizes = {name: len(split) for name, split in data.splits.items()}
         record.test_majority_rate = data.splits["test"].majority_rate()
-        model = build_model(cfg, data)
+        model = stage.build(data)
         record.parameters = sum(p.numel() for p in model.parameters())
         memory.reset()
         result = train_and_evaluate(
             model,
             data,
-            TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True)),
+            stage.trainer,
             run_dir,
             device,
-            seed=int(cfg.seed),
+            seed=stage.seed,
             progress=cfg.progress,
             checkpoint_every=int(cfg.checkpoint_every),
             started=started,
+            objective=stage.objective,
         )
         record.status = result.status
         record.error = "training loss became non-finite" if result.status == "diverged" else None
         record.best_step = result.best_step
-        record.best_val_accuracy = result.best_val_accuracy
-        record.val_accuracy = result.val_accuracy
-        record.test_accuracy = result.test_accuracy
+        stage.finish(record, model, data, result, device)
         record.steps = result.steps
         record.train_seconds = result.train_seconds
         record.steps_per_second = result.steps_per_second
@@ -197,8 +197,26 @@ def refresh_leaderboard(results_dir: Path):
     return table
 
 
+def pretrain_first(cfg: DictConfig) -> tuple[Pretrained, bool]:
+    """The pretraining run this run starts from, and whether it was there already: found
+    finished (the supervised runs of a sweep share one), else trained or resumed now. Concurrent
+    jobs wait on its lock, then find it finished, so it is trained once. A pretraining that did
+    not end ok is trained again (from its last checkpoint) by the next run that needs it."""
+    run_dir = pretraining.pretraining_dir_for(cfg)
+    with RunLock(run_dir, wait=True):
+        record = read_previous_record(run_dir)
+        if record is not None and record.status == "ok":
+            return Pretrained(record, run_dir), True
+        print(f"pretraining directory: {run_dir}")
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        record = execute(cfg, run_dir, PretrainingStage(cfg))
+        record.write(run_dir)
+    return Pretrained(record, run_dir), False
+
+
 def report(record: RunRecord, table, run_dir: Path, results_dir: Path) -> None:
-    """What the run did, its leaderboard row, and where the files are."""
+    """What the run did, its pretraining, its leaderboard row and, for a self-pretrained run, the
+    same model's row from scratch (the answer without pretraining); where the files are."""
     if record.status != "ok":
         print(f"run {record.status}: {record.error}", file=sys.stderr)
         if record.traceback:
@@ -216,9 +234,28 @@ def report(record: RunRecord, table, run_dir: Path, results_dir: Path) -> None:
             & (table.profile == record.profile)
             & (table.variant == record.variant)
         ]
+        if record.pretrained_from is not None:
+            print("pretraining: " + pretraining.format_reference(record.pretrained_from))
         if not row.empty:
             print("leaderboard: " + format_row(row.iloc[0]))
+        if record.protocol != SCRATCH:
+            report_scratch(record, table)
     print(f"record: {run_dir / RECORD_NAME}\nleaderboard: {results_dir / 'leaderboard.csv'}")
+
+
+def report_scratch(record: RunRecord, table) -> None:
+    """The row from scratch of a self-pretrained run's task, model and profile."""
+    scratch = table[
+        (table.task == record.task)
+        & (table.model == record.model)
+        & (table.profile == record.profile)
+        & (table.protocol == SCRATCH)
+        & table.selected
+    ]
+    if scratch.empty:
+        print("from scratch: no run yet (the same command without pretrain= makes one)")
+    for _, row in scratch.iterrows():
+        print("from scratch: " + format_row(row))
 
 
 def run(cfg: DictConfig, choices: Mapping[str, str | None] | None = None) -> RunRecord:
@@ -235,11 +272,15 @@ def run(cfg: DictConfig, choices: Mapping[str, str | None] | None = None) -> Run
             print(f"already finished: {run_dir} (force=true trains it again from step 0)")
             record = previous
         else:
+            pretrained = None
+            if pretraining.requested(cfg):
+                pretrained, reused = pretrain_first(cfg)
+                print(pretrained.summary(reused))
             if cfg.force:
                 discard_training_state(run_dir, previous)
             print(f"run directory: {run_dir}")
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-            record = execute(cfg, run_dir)
+            record = execute(cfg, run_dir, SupervisedStage(cfg, pretrained))
             store_record(record, run_dir, previous, forced=bool(cfg.force))
     results_dir = Path(cfg.results_dir)
     report(record, refresh_leaderboard(results_dir), run_dir, results_dir)

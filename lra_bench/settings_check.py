@@ -15,6 +15,10 @@ the composed config to:
   accepts it; integer / float / boolean arguments of `_target_` nodes as their signatures say.
 - composition: an `experiment=` whose task or model is not the run's (S4's settings on a
   Transformer), a `task_profile=` of another task or profile.
+- self-pretraining: the `pretrain` node's keys, its trainer as `TrainerConfig`, and what
+  lra_bench/pretraining.py `problems` refuses (causal pretraining of a mixer without a causal
+  form, masked pretraining of a causal one, ...); such a refusal is said alone, without the
+  unknown `causal` key it would also cause.
 - construction: the task's loader is made (its own checks, no data read) and the model is built
   on the `meta` device (its constructors' checks, no memory), so that `pooling=middle` is
   refused here and not after the data were loaded.
@@ -36,14 +40,17 @@ import yaml
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import lra_bench.pretraining as pretraining
 from lra_bench.compose import CONF_DIR, option_names
 from lra_bench.engine import TrainerConfig
 
 # Keys Hydra reads from a `_target_` node itself; the rest are arguments of the target.
 HYDRA_NODE_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 # Group nodes whose own keys (not only their `_target_` children's) are checked against conf/.
-CHECKED_NODES = ("model", "task", "profile", "attention")
+CHECKED_NODES = ("model", "task", "profile", "attention", "pretrain")
 GROUPS = ("task", "model", "profile")  # config groups whose files sit at their group's key
+# Config groups whose files sit at another key (conf/config.yaml's defaults say `@pretrain`).
+PACKAGES = {"pretrain": "pretrain", "pretrain_profile": "pretrain"}
 SEED_LIMIT = 2**32  # numpy's global seed must be below it
 
 
@@ -67,9 +74,14 @@ def settings_problems(
         config = OmegaConf.to_container(cfg, resolve=True)
     except Exception as error:  # an interpolation that does not resolve
         return [_one_line(error)]
+    refused = pretraining.problems(cfg)
+    if refused:  # said alone: e.g. causal=true on a mixer that has no such setting
+        return refused
     problems = unknown_keys(config)
     problems += run_setting_problems(config)
     problems += dataclass_problems(config.get("trainer", {}), TrainerConfig, "trainer")
+    pretrain_trainer = (config.get("pretrain") or {}).get("trainer", {})
+    problems += dataclass_problems(pretrain_trainer, TrainerConfig, "pretrain.trainer")
     problems += kernel_problems(config.get("kernels", {}))
     problems += choice_problems(choices or {})
     problems += target_problems(config)
@@ -96,8 +108,8 @@ def known_keys() -> dict[str, set[str]]:
             continue
         content.pop("defaults", None)
         content.pop("hydra", None)
-        if relative.parts[0] in GROUPS and "@package _global_" not in text:
-            content = {relative.parts[0]: content}
+        if "@package _global_" not in text and relative.parts[0] in (*GROUPS, *PACKAGES):
+            content = {PACKAGES.get(relative.parts[0], relative.parts[0]): content}
         for key, value in content.items():
             known[""].add(key)
             if isinstance(value, dict):

@@ -112,6 +112,10 @@ class SequenceClassifier(nn.Module):
         attention across them, and the head classifies [u, v, u * v, u - v] of their pooled
         features u and v (LRA paper, App. A.1.3).
 
+    The stages: `embed` (token ids -> (B, L, D)), `run_blocks` ([CLS], positions, the blocks,
+    the final norm: per-position states), `pool`, `head`. `encode` is the first three;
+    `hidden_states` the first two per position, which self-pretraining reads.
+
     forward(tokens: (B, L) long, lengths: (B,) long) -> logits (B, C); in pair mode
     tokens (B, 2, L) and lengths (B, 2). Positions >= lengths are padding and never change the
     logits.
@@ -163,10 +167,13 @@ class SequenceClassifier(nn.Module):
         features = 4 * d_model if pair else d_model  # pair: [u, v, u * v, u - v]
         self.head = ClassifierHead(features, head_hidden or d_ff or d_model, num_classes)
 
-    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Pooled features (B, D) of tokens (B, L) with `lengths` real positions each."""
-        x = self.embed(tokens)
-        mask = torch.arange(tokens.shape[1], device=tokens.device) < lengths[:, None]
+    def run_blocks(
+        self, x: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings x (B, L, D) with `lengths` real positions each -> (states, mask):
+        the states (B, L', D) after the final norm and mask (B, L') bool of real positions,
+        L' = L + 1 with the [CLS] position first when pooling is 'cls', else L."""
+        mask = torch.arange(x.shape[1], device=x.device) < lengths[:, None]
         if self.cls is not None:
             x = torch.cat([self.cls.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
             mask = torch.cat([mask.new_ones(mask.shape[0], 1), mask], dim=1)
@@ -174,7 +181,18 @@ class SequenceClassifier(nn.Module):
         carry = None  # state a mixer passes up the stack (see Block)
         for block in self.blocks:
             x, carry = block(x, mask, carry)
-        return self.pool(self.final_norm(x), mask)
+        return self.final_norm(x), mask
+
+    def hidden_states(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Per-position states (B, L, D) of token embeddings x (B, L, D), after the final norm,
+        the [CLS] position (when there is one) left out: what a self-pretraining head reads
+        (models/pretraining.py). States at padded positions are not meaningful."""
+        states, _ = self.run_blocks(x, lengths)
+        return states[:, 1:] if self.cls is not None else states
+
+    def encode(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Pooled features (B, D) of tokens (B, L) with `lengths` real positions each."""
+        return self.pool(*self.run_blocks(self.embed(tokens), lengths))
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.pair:

@@ -34,12 +34,14 @@ def record(
     commit="0123456789abcdef",
     device="AMD EPYC",
 ) -> dict:
-    """A record as a dict. `protocol`, where given, is in the config (as the self-pretraining
-    runs will put it); `val` defaults to `test`."""
+    """A record as a dict. `protocol`, where given, is the record's (a self-pretrained run's,
+    naming a pretraining run); `val` defaults to `test`."""
     config = {"task": {"name": task, "data": {"_target_": TARGETS.get(task, "x.Y")}}}
-    if protocol is not None:
-        config["protocol"] = protocol
+    spt = (
+        {} if protocol is None else {"protocol": protocol, "pretrained_from": {"config_hash": "p"}}
+    )
     return {
+        **spt,
         "variant": variant,
         "config_hash": f"{variant}-{protocol or 'scratch'}-{seed}",
         "error": None if status == "ok" else "it broke",

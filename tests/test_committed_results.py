@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from lra_bench.identity import run_dir_for
-from lra_bench.records import RunRecord, find_all_records
+from lra_bench.pretraining import pretraining_dir_for, pretraining_hash
+from lra_bench.records import PRETRAIN, RunRecord, find_all_records
 from tests.conftest import REPO, compose_config
 
 COMMITTED = find_all_records(REPO / "results")
@@ -37,5 +38,9 @@ def test_committed_record_is_found_by_its_command(path):
     record = RunRecord.read(path)
     results_dir = path.parents[5]  # <results>/runs/<task>/<model>/<profile>/<seed-hash>/record.json
     cfg = compose_config(command_of(record, results_dir))
+    if record.stage == PRETRAIN:  # a self-pretraining run: found by the command that used it
+        assert pretraining_dir_for(cfg) == path.parent
+        assert pretraining_hash(cfg) == record.config_hash
+        return
     assert run_dir_for(cfg) == path.parent
     assert run_dir_for(cfg).name == f"seed{record.seed}-{record.config_hash}"

@@ -37,14 +37,11 @@ def row(table: pd.DataFrame, **where) -> pd.Series:
     return table.loc[index]
 
 
-def test_protocol_comes_from_the_record_field_then_its_config_then_scratch():
-    plain = RunRecord.from_dict(record())
-    assert record_protocol(plain) == "scratch"
+def test_protocol_is_the_record_field_and_scratch_for_records_without_one():
+    plain = record()
+    assert "protocol" not in plain  # as every record made before self-pretraining
+    assert record_protocol(RunRecord.from_dict(plain)) == "scratch"
     assert record_protocol(RunRecord.from_dict(record(protocol="spt-causal"))) == "spt-causal"
-    named = RunRecord.from_dict({**record(), "config": {"protocol": {"name": "spt-masked"}}})
-    assert record_protocol(named) == "spt-masked"
-    plain.protocol = "spt-masked"  # the field self-pretraining records will carry
-    assert record_protocol(plain) == "spt-masked"
 
 
 def test_rows_of_different_protocols_are_never_averaged_together(tmp_path):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from lra_bench.published import ACCURACY_CSV
+from lra_bench.records import PROTOCOLS, SCRATCH  # noqa: F401 (PROTOCOLS: for the leaderboard)
 
 # LRA's averages: the LRA paper's over five tasks (Path-X left out), the state-space papers'
 # over six. The two are never mixed in one column.
@@ -22,10 +23,6 @@ TASKS6 = (*TASKS5, "pathx")
 # Classes per task (LRA_SPEC section 2; the loaders' num_classes, which a test holds equal):
 # chance is 1 / classes.
 CLASSES = {"listops": 10, "text": 2, "retrieval": 2, "image": 10, "pathfinder": 2, "pathx": 2}
-
-# The protocols a run can follow (issue 14 sets the field on records; absent = scratch).
-SCRATCH = "scratch"
-PROTOCOLS = (SCRATCH, "spt-masked", "spt-causal")
 
 # Published name -> (our model name, protocol), where our config is that model and setting.
 AS_OURS = {
