@@ -3,8 +3,10 @@ per head, the op of Mamba-2 (x = dt x, log_a = dt A) and of retention (RetNet: x
 C = q, log_a = log gamma).
 
 Backends: `reference` (one step at a time, the oracle), `chunked` (Listing 1 of the paper:
-quadratic form within chunks, states passed between them), `cpu` (the recurrence in a compiled,
-vectorised C++ kernel, built on first use; passed over with one line where it cannot be built).
+quadratic form within chunks, states passed between them), `triton` (the gated-linear-attention
+kernels with the scalar decay broadcast over the state channels, for CUDA), `cpu` (the recurrence
+in a compiled, vectorised C++ kernel, built on first use; passed over with one line where it
+cannot be built).
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ from __future__ import annotations
 import torch
 
 from models.ops.cpu_build import on_cpu_and_buildable
-from models.ops.dispatch import Backend, KernelOp
+from models.ops.dispatch import Backend, KernelOp, triton_runs_here
 
 OP = KernelOp(
     "ssd",
     [
         Backend("reference", "models.ops.ssd.reference:ssd_reference"),
         Backend("chunked", "models.ops.ssd.chunked:ssd_chunked"),
+        Backend(
+            "triton",
+            "models.ops.ssd.triton:ssd_triton",
+            available=triton_runs_here,
+            compiled=True,
+        ),
         Backend(
             "cpu",
             "models.ops.ssd.cpu:ssd_cpu",
@@ -27,7 +35,7 @@ OP = KernelOp(
             compiled=True,
         ),
     ],
-    auto={"cuda": ("chunked",), "cpu": ("cpu", "chunked")},
+    auto={"cuda": ("triton", "chunked"), "cpu": ("cpu", "chunked")},
 )
 
 
