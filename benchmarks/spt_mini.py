@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/spt_mini.py [--tasks listops,pathfinder]
         [--models transformer,s4d,mamba] [--seeds 0,1,2] [--results results/spt_mini]
+        [--cells scratch,masked-tied,...]  # a part of the grid (default: all five)
         [--set KEY=VALUE ...]   # an override for every run (e.g. smaller budgets for a check)
         [--dry-run]             # print the commands, run nothing
         [--table-only]          # write the table from the records already there
@@ -212,6 +213,9 @@ def main() -> None:
     parser.add_argument("--tasks", default="listops,pathfinder")
     parser.add_argument("--models", default="transformer,s4d,mamba")
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--cells", default=",".join(CELLS), help=f"which of {', '.join(CELLS)} to run"
+    )
     parser.add_argument("--results", default="results/spt_mini")
     parser.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE")
     parser.add_argument("--dry-run", action="store_true")
@@ -220,7 +224,11 @@ def main() -> None:
     tasks, models = args.tasks.split(","), args.models.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     results = Path(args.results)
-    grid = [(t, m, s, c) for t in tasks for m in models for s in seeds for c in CELLS]
+    cells = args.cells.split(",")
+    unknown = sorted(set(cells) - set(CELLS))
+    if unknown:
+        parser.error(f"--cells: unknown {', '.join(unknown)}; choose from {', '.join(CELLS)}")
+    grid = [(t, m, s, c) for t in tasks for m in models for s in seeds for c in cells]
     if not args.table_only:
         for task, model, seed, cell in grid:
             run_one(overrides_of(task, model, seed, cell, results, args.extra), args.dry_run)
