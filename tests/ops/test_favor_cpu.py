@@ -1,7 +1,7 @@
 """The compiled CPU FAVOR+ (models/ops/favor/cpu.py) beyond the shared backend tests
 (test_backends.py): the Performer mixer with it against its reference form (padded rows, the
-LRA head and feature sizes, threads), a row without real keys, bfloat16 inputs, and the
-reference form for a projection that needs a gradient. (Its build and fallback are
+LRA head and feature sizes, threads), a row without real keys, bfloat16 inputs, and a
+projection that needs a gradient (refused). (Its build and fallback are
 models/ops/cpu_build.py's, tested with the selective scan: test_selective_scan_cpu.py.)"""
 
 from __future__ import annotations
@@ -93,9 +93,7 @@ def test_bfloat16_values_come_back_in_bfloat16(kernel):
     assert relative_rmse(y.float(), expected.float()) <= 1e-2
 
 
-def test_a_projection_that_needs_a_gradient_runs_the_reference(kernel):
+def test_a_projection_that_needs_a_gradient_is_refused(kernel):
     q, k, v, projection, mask = inputs()
-    favor.OP.ran.clear()
-    favor_attention(q, k, v, projection.requires_grad_(), mask, TINY)
-    (label,) = favor.OP.ran
-    assert label.startswith("reference (fallback from cpu: the compiled kernel gives no gradient")
+    with pytest.raises(ValueError, match="no gradient for the projection"):
+        favor_attention(q, k, v, projection.requires_grad_(), mask, TINY, backend="cpu")

@@ -6,25 +6,16 @@ projections.
 Backends: `reference` (the features as (b, h, l, m) tensors and linear attention by einsum,
 plain PyTorch, any device), `cpu` (the same arithmetic row by row in a compiled, vectorised C++
 kernel, forward and backward, that never builds the (b, h, l, m) features; built on first use,
-passed over with one line where it cannot be built or where the projection needs a gradient).
+passed over with one line where it cannot be built; it refuses a projection that needs a
+gradient, which the Performer's, a buffer, never does).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 
 from models.ops.cpu_build import on_cpu_and_buildable
 from models.ops.dispatch import Backend, KernelOp
-
-
-def _cpu_runs_here(tensors: Sequence[torch.Tensor]) -> str | None:
-    problem = on_cpu_and_buildable(tensors)
-    if problem is None and len(tensors) > 3 and tensors[3].requires_grad:
-        problem = "the compiled kernel gives no gradient for the projection"
-    return problem
-
 
 OP = KernelOp(
     "favor",
@@ -33,7 +24,7 @@ OP = KernelOp(
         Backend(
             "cpu",
             "models.ops.favor.cpu:favor_attention_cpu",
-            available=_cpu_runs_here,
+            available=on_cpu_and_buildable,
             optional=True,
             compiled=True,
         ),
@@ -53,7 +44,7 @@ def favor_attention(
     backend: str | None = None,
 ) -> torch.Tensor:
     """q, k: (b, h, l, d), already scaled by d^-1/4.  v: (b, h, l, e).  projection: (m, d), the
-    random features (a buffer: the `cpu` form gives it no gradient).  mask: (b, l) bool, True at
+    random features (a buffer: the `cpu` form refuses one that needs a gradient).  mask: (b, l) bool, True at
     real positions (padded keys are left out).  eps: floor of the normaliser.  backend: None =
     the run's kernel settings.  Returns y: (b, h, l, e) in v's dtype, computed in at least
     float32."""

@@ -11,8 +11,8 @@ Memory: the forward keeps the state S' (b, h, e + 1, m), the output, the normali
 and the key stabilisers (b, h); the backward recomputes the features from q, k.
 
 float32 and float64 run as they are; other dtypes run in float32, and y comes back in v's dtype.
-The projection gets no gradient (the op's `available` check sends a projection that needs one
-to the reference form).
+The projection gets no gradient: one that needs it is refused with a ValueError (run the
+`reference` form for that: kernels.per_op={favor: reference}).
 
 Axis letters: b batch, h heads, l time, d query/key width, m features, e value width.
 """
@@ -47,6 +47,11 @@ def _check(q, k, v, projection, mask) -> None:
     for name, (tensor, shape) in expected.items():
         if tuple(tensor.shape) != shape:
             raise ValueError(f"favor_cpu: {name} is {tuple(tensor.shape)}, not {shape}")
+    if projection.requires_grad:
+        raise ValueError(
+            "favor_cpu gives no gradient for the projection; the reference form does "
+            "(kernels.per_op={favor: reference})"
+        )
 
 
 class _CompiledFavor(torch.autograd.Function):
