@@ -30,12 +30,37 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <exception>
 #include <vector>
 
 namespace {
+
+// exp(x) in float with ~2 ulp error (Cephes' expf), branch-free so that loops calling it
+// vectorise (the same function as the selective scan's kernel). Arguments here are <= 0.
+inline float exp_approx(float x) {
+  const bool underflows = x < -87.3f;
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = x - k * 0.693359375f;
+  r = r + k * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t exponent = (static_cast<int32_t>(k) + 127) << 23;
+  const float result = p * std::bit_cast<float>(exponent);
+  return underflows ? 0.0f : result;
+}
+
+// float64 is for checking against the reference to 1e-9: the library exp.
+inline double exp_approx(double x) { return std::exp(x); }
 
 struct Sizes {
   int64_t batch, heads, length, keys, values, chunk, n_chunks;
@@ -57,19 +82,9 @@ void decays(const Sizes& s, const T* log_decay, int64_t step, T* a) {
     std::fill_n(a, s.keys, T(1));
     return;
   }
-  for (int64_t i = 0; i < s.keys; ++i) a[i] = std::exp(log_decay[step * s.keys + i]);
-}
-
-// S = diag(a) S + k v^T.
-template <typename T>
-void update(const Sizes& s, const T* a, const T* k_t, const T* v_t, T* state) {
-  const int64_t V = s.values;
-  for (int64_t i = 0; i < s.keys; ++i) {
-    T* __restrict__ row = state + i * V;
-    const T a_i = a[i], k_i = k_t[i];
+  const T* __restrict__ w = log_decay + step * s.keys;
 #pragma omp simd
-    for (int64_t j = 0; j < V; ++j) row[j] = a_i * row[j] + k_i * v_t[j];
-  }
+  for (int64_t i = 0; i < s.keys; ++i) a[i] = exp_approx(w[i]);
 }
 
 template <typename T>
@@ -93,22 +108,23 @@ void forward_tasks(int64_t begin, int64_t end, const Sizes& s, const Args<T>& g)
       const T* __restrict__ v_t = g.v + step * V;
       T* __restrict__ o_t = g.o + step * V;
       decays(s, g.log_decay, step, a.data());
-      if (u != nullptr) {
-        T coefficient = T(0);
+      T coefficient = T(0);  // RWKV-6's bonus weight q_t . (u * k_t)
+      if (u != nullptr)
         for (int64_t i = 0; i < K; ++i) coefficient += q_t[i] * u[i] * k_t[i];
 #pragma omp simd
-        for (int64_t j = 0; j < V; ++j) o_t[j] = coefficient * v_t[j];
-      } else {
-        update(s, a.data(), k_t, v_t, state);
-        std::fill_n(o_t, V, T(0));
-      }
+      for (int64_t j = 0; j < V; ++j) o_t[j] = coefficient * v_t[j];
+      // One pass over the state: read it (S_{t-1} for RWKV-6, S_t for GLA) and update it.
+      const bool reads_before = u != nullptr;
       for (int64_t i = 0; i < K; ++i) {
-        const T* __restrict__ row = state + i * V;
-        const T q_i = q_t[i];
+        T* __restrict__ row = state + i * V;
+        const T q_i = q_t[i], a_i = a[i], k_i = k_t[i];
 #pragma omp simd
-        for (int64_t j = 0; j < V; ++j) o_t[j] += q_i * row[j];
+        for (int64_t j = 0; j < V; ++j) {
+          const T next = a_i * row[j] + k_i * v_t[j];
+          o_t[j] += q_i * (reads_before ? row[j] : next);
+          row[j] = next;
+        }
       }
-      if (u != nullptr) update(s, a.data(), k_t, v_t, state);
     }
     std::copy_n(state, plane, g.last_state + task * plane);
   }
@@ -134,9 +150,17 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, const Args<T>& g
       for (int64_t c = 0; c < steps; ++c) {
         const int64_t step = task * s.length + t0 + c;
         decays(s, g.log_decay, step, chunk_decays + c * K);
-        std::copy_n(states + c * plane, plane, states + (c + 1) * plane);
-        update(s, chunk_decays + c * K, g.k + step * K, g.v + step * V,
-               states + (c + 1) * plane);
+        const T* a = chunk_decays + c * K;
+        const T* k_t = g.k + step * K;
+        const T* __restrict__ v_t = g.v + step * V;
+        const T* __restrict__ before = states + c * plane;
+        T* __restrict__ after = states + (c + 1) * plane;
+        for (int64_t i = 0; i < K; ++i) {
+          const T a_i = a[i], k_i = k_t[i];
+#pragma omp simd
+          for (int64_t j = 0; j < V; ++j)
+            after[i * V + j] = a_i * before[i * V + j] + k_i * v_t[j];
+        }
       }
       for (int64_t c = steps - 1; c >= 0; --c) {
         const int64_t step = task * s.length + t0 + c;
@@ -150,14 +174,6 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, const Args<T>& g
         T* grad_q = g.grad_q + step * K;
         T* grad_k = g.grad_k + step * K;
         T* __restrict__ grad_v = g.grad_v + step * V;
-        if (u == nullptr) {  // o_t reads S_t: its gradient joins lambda_t first
-          for (int64_t i = 0; i < K; ++i) {
-            T* __restrict__ row = lambda + i * V;
-            const T q_i = q_t[i];
-#pragma omp simd
-            for (int64_t j = 0; j < V; ++j) row[j] += q_i * go[j];
-          }
-        }
         const T* read = u == nullptr ? after : before;  // the state o_t reads
         T go_v = T(0), bonus_weight = T(0);
         if (u != nullptr) {
@@ -166,33 +182,32 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, const Args<T>& g
         }
 #pragma omp simd
         for (int64_t j = 0; j < V; ++j) grad_v[j] = bonus_weight * go[j];
+        // One pass over lambda's rows: (GLA: add q_t^T grad_o_t first, as o_t reads S_t), the
+        // gradients of step t, then lambda_{t-1} (RWKV-6: + q_t^T grad_o_t).
         for (int64_t i = 0; i < K; ++i) {
-          const T* __restrict__ lam = lambda + i * V;
+          T* __restrict__ lam = lambda + i * V;
           const T* __restrict__ read_i = read + i * V;
           const T* __restrict__ before_i = before + i * V;
-          const T k_i = k_t[i];
+          const T k_i = k_t[i], q_i = q_t[i], a_i = a[i];
+          const T q_in = u == nullptr ? q_i : T(0), q_out = u == nullptr ? T(0) : q_i;
           T dq = T(0), dk = T(0), dw = T(0);
 #pragma omp simd reduction(+ : dq, dk, dw)
           for (int64_t j = 0; j < V; ++j) {
+            const T l = lam[j] + q_in * go[j];
             dq += read_i[j] * go[j];
-            dk += lam[j] * v_t[j];
-            dw += lam[j] * before_i[j];
-            grad_v[j] += lam[j] * k_i;
+            dk += l * v_t[j];
+            dw += l * before_i[j];
+            grad_v[j] += l * k_i;
+            lam[j] = a_i * l + q_out * go[j];
           }
           if (u != nullptr) {
             dq += u[i] * k_i * go_v;
-            dk += u[i] * q_t[i] * go_v;
-            grad_u[i] += q_t[i] * k_i * go_v;
+            dk += u[i] * q_i * go_v;
+            grad_u[i] += q_i * k_i * go_v;
           }
           grad_q[i] = dq;
           grad_k[i] = dk;
-          if (g.grad_log_decay != nullptr) g.grad_log_decay[step * K + i] = a[i] * dw;
-        }
-        for (int64_t i = 0; i < K; ++i) {
-          T* __restrict__ row = lambda + i * V;
-          const T a_i = a[i], q_i = u == nullptr ? T(0) : q_t[i];
-#pragma omp simd
-          for (int64_t j = 0; j < V; ++j) row[j] = a_i * row[j] + q_i * go[j];
+          if (g.grad_log_decay != nullptr) g.grad_log_decay[step * K + i] = a_i * dw;
         }
       }
     }
