@@ -9,7 +9,9 @@ The softmax kernel exp(q . k) is estimated without bias by positive random featu
 with the w_r drawn as blocks of orthogonal rows, each scaled to the length of a Gaussian
 vector (so every row is marginally N(0, I) and the estimator stays unbiased while its variance
 drops). q and k are scaled by d^-1/4 each, giving exp(q . k / sqrt(d)). Attention is then
-linear in L (models/layers/kernel_attention.py), causal through the gated-linear-attention op without decay.
+linear in L: bidirectional as the `favor` op (models/ops/favor: the PyTorch form, or on CPU a
+compiled kernel that never builds the (B, H, L, m) features), causal through the
+gated-linear-attention op without decay (models/layers/kernel_attention.py).
 
 Numerical stabilisation: each query's features are divided by exp(its largest exponent) and
 all keys of one (row, head) by exp(the largest exponent over its real keys); both factors
@@ -25,11 +27,11 @@ import math
 import torch
 from torch import nn
 
-from models.layers.kernel_attention import (
-    full_precision,
-    kernelised_attention,
-)
+from models.layers.kernel_attention import causal_linear_attention, full_precision
 from models.layers.projections import attention_projections, merge_heads, split_heads
+from models.ops.dispatch import backend_override
+from models.ops.favor import favor_attention
+from models.ops.favor.reference import softmax_kernel_features
 
 
 def orthogonal_gaussian_features(
@@ -47,31 +49,6 @@ def orthogonal_gaussian_features(
     return rows * norms[:, None]
 
 
-def softmax_kernel_features(
-    x: torch.Tensor,
-    projection: torch.Tensor,
-    is_query: bool,
-    mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Positive random features of the softmax kernel.
-
-    x: (B, H, L, d), already scaled by d^-1/4.  projection: (m, d).  mask: (B, L) bool, keys
-    only: padded keys get zero features and are left out of the stabiliser.
-    Returns (B, H, L, m), non-negative.
-    """
-    exponent = x @ projection.t() - x.pow(2).sum(dim=-1, keepdim=True) / 2
-    if is_query:
-        shift = exponent.amax(dim=-1, keepdim=True)
-    else:
-        real = mask[:, None, :, None]
-        shift = exponent.masked_fill(~real, float("-inf")).amax(dim=(-2, -1), keepdim=True)
-        shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))  # no keys
-    features = torch.exp(exponent - shift.detach()) / math.sqrt(projection.shape[0])
-    if not is_query:
-        features = features * real.to(features.dtype)
-    return features
-
-
 class PerformerAttention(nn.Module):
     """Multi-head FAVOR+ attention with the softmax kernel.
 
@@ -80,8 +57,11 @@ class PerformerAttention(nn.Module):
     many training forwards (0 = never).  causal: attend to j <= i only.  chunk_size: chunk
     length of the causal form.  bias: biases in the projections.
 
-    forward(x: (B, L, D), mask: (B, L) bool, True = real) -> (B, L, D).
+    forward(x: (B, L, D), mask: (B, L) bool, True = real) -> (B, L, D).  reference(x, mask):
+    the same with every op in its reference form.
     """
+
+    ops = ("favor", "gated_linear_attention")
 
     def __init__(
         self,
@@ -120,15 +100,21 @@ class PerformerAttention(nn.Module):
             self.forwards_since_redraw += 1
         q, k, v = (split_heads(t, self.n_heads) for t in self.qkv(x).chunk(3, dim=-1))
         scale = self.head_dim**-0.25
-        # The exponents reach tens; bf16 would put percent-level errors into every feature.
-        with full_precision(x.device):
-            projection = self.projection.float()
-            q_features = softmax_kernel_features(q.float() * scale, projection, is_query=True)
-            k_features = softmax_kernel_features(
-                k.float() * scale, projection, is_query=False, mask=mask
-            )
         # The normaliser is positive but may be small after stabilisation, so the floor is the
         # smallest normal float rather than a fixed epsilon that could swamp it.
         eps = torch.finfo(torch.float32).tiny
-        y = kernelised_attention(q_features, k_features, v, self.causal, eps, self.chunk_size)
+        # The exponents reach tens; bf16 would put percent-level errors into every feature.
+        with full_precision(x.device):
+            projection = self.projection.float()
+            q, k = q.float() * scale, k.float() * scale
+            if not self.causal:
+                y = favor_attention(q, k, v, projection, mask, eps)
+            else:
+                q_features = softmax_kernel_features(q, projection, is_query=True)
+                k_features = softmax_kernel_features(k, projection, is_query=False, mask=mask)
+                y = causal_linear_attention(q_features, k_features, v, eps, self.chunk_size)
         return self.out(merge_heads(y))
+
+    def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with backend_override("reference"):
+            return self(x, mask)

@@ -82,6 +82,19 @@ def linear_attention(length, dtype, g):
     return _gated(length, dtype, g, decay=False, bonus=False)
 
 
+def favor(length, dtype, g):
+    """Performer's FAVOR+: q, k at the scale they reach after d^-1/4 (exponents of a few units),
+    padded keys in every row but the first, one row with a single real key."""
+    b, h, d, m, e = 3, 2, 6, 20, 5
+    q, k = (_randn(g, b, h, length, d, dtype=dtype, scale=0.6) for _ in "qk")
+    v = _randn(g, b, h, length, e, dtype=dtype)
+    projection = torch.randn(m, d, generator=g, dtype=torch.float64).to(dtype)
+    lengths = _lengths(g, b, length)
+    lengths[-1] = 1
+    mask = torch.arange(length)[None, :] < lengths[:, None]
+    return (q, k, v, projection, mask, torch.finfo(torch.float32).tiny), {}
+
+
 def _attention(pattern: AttentionPattern) -> Case:
     def case(length, dtype, g):
         b, h, e = 3, 2, 8
@@ -153,6 +166,7 @@ CASES: dict[str, dict[str, Case]] = {
         "blocks": _attention(AttentionPattern(block_size=8, look_backward=True)),
         "causal_blocks": _attention(AttentionPattern(causal=True, block_size=7)),
     },
+    "favor": {"padded": favor},
     "vandermonde": {"shifted": vandermonde},
     "dplr_kernel": {"legs": dplr_kernel},
     "fft_conv": {"bidirectional": fft_conv},

@@ -4,13 +4,16 @@ Transformer, Performer and cosFormer after their feature maps).
 
 Backends: `reference` (one step at a time, the oracle), `chunked` (exact within-chunk products
 in log space and states passed between chunks), `triton` (flash-linear-attention's chunked
-kernels, forward and backward, for CUDA; its chunk is its own tile, so it takes no chunk_size).
+kernels, forward and backward, for CUDA; its chunk is its own tile, so it takes no chunk_size),
+`cpu` (the recurrence in a compiled, vectorised C++ kernel, built on first use; passed over with
+one line where it cannot be built).
 """
 
 from __future__ import annotations
 
 import torch
 
+from models.ops.cpu_build import on_cpu_and_buildable
 from models.ops.dispatch import Backend, KernelOp, triton_runs_here
 
 OP = KernelOp(
@@ -26,8 +29,15 @@ OP = KernelOp(
             available=triton_runs_here,
             compiled=True,
         ),
+        Backend(
+            "cpu",
+            "models.ops.gated_linear_attention.cpu:gated_linear_attention_cpu",
+            available=on_cpu_and_buildable,
+            optional=True,
+            compiled=True,
+        ),
     ],
-    auto={"cuda": ("triton", "chunked"), "cpu": ("chunked",)},
+    auto={"cuda": ("triton", "chunked"), "cpu": ("cpu", "chunked")},
 )
 
 
