@@ -8,15 +8,21 @@ app (`python -m lra_bench.run`, or `make bench`).
     lra-bench data stats TASK [overrides] [--profile lra]
     lra-bench leaderboard --results DIR
     lra-bench speed --models a,b --lengths 1024,2048,3072,4096 --batch 32 --out DIR
+    lra-bench budget [--profile lra] [--tasks a,b] [--models a,b]
     lra-bench records migrate DIR
+
+Every expected failure (bad arguments, a missing or damaged file) is answered with one line
+naming the culprit and exit status 2; `--debug` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tarfile
 
 from lra_bench.commands import (
+    budget,
     data_import,
     data_stats,
     data_verify,
@@ -28,14 +34,28 @@ from lra_bench.commands import (
 )
 
 # Modules adding a top-level command (`register`) and ones adding a generator (`register_generate`).
-COMMANDS = [leaderboard, speed, records]
+COMMANDS = [leaderboard, speed, records, budget]
 GENERATORS = [generate_listops, generate_pathfinder]
 # Modules adding a `data` sub-command (`register_data`).
 DATA_COMMANDS = [data_import, data_verify, data_stats]
 
 
+# What a command raises for bad input or a bad file (as opposed to a bug): one line, exit 2.
+EXPECTED_ERRORS = (ValueError, OSError, EOFError, tarfile.TarError)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (the usage itself is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lra-bench", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="lra-bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error, not one line"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="generate, import and inspect data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -50,13 +70,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments; Hydra overrides (`key=value`) are taken wherever they stand on the line,
+    after options too, by the commands that accept them (`data stats`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line, not only before the command
+    parser = build_parser()
+    args, extra = parser.parse_known_args([item for item in argv if item != "--debug"])
+    args.debug = debug
+    overrides = [item for item in extra if "=" in item and not item.startswith("-")]
+    if hasattr(args, "overrides") and overrides == extra:
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         args.handler(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
-        print(f"lra-bench: error: {error}", file=sys.stderr)
+    except Exception as error:
+        if args.debug or not is_expected(error):
+            raise
+        print(f"lra-bench: error: {describe(error)}", file=sys.stderr)
         sys.exit(2)
+
+
+def is_expected(error: BaseException) -> bool:
+    """Bad input or a bad file, not a bug: the errors the commands raise on purpose, and
+    Hydra's and OmegaConf's refusals of an override (they name the key)."""
+    library = type(error).__module__.split(".")[0]
+    return isinstance(error, EXPECTED_ERRORS) or library in ("hydra", "omegaconf")
+
+
+def describe(error: BaseException) -> str:
+    """One line: the message (which names the file or setting), with the kind of error where
+    the message alone would not say it."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
+        text = f"{error.filename}: {text}"
+    if not isinstance(error, ValueError | OSError):
+        text = f"{type(error).__name__}: {text}"
+    return text
 
 
 if __name__ == "__main__":

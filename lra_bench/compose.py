@@ -25,6 +25,15 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
         return hydra_compose(config_name=config_name, overrides=list(overrides))
 
 
+def compose_each(
+    overrides: Sequence[Sequence[str]], config_name: str = "config"
+) -> list[DictConfig]:
+    """`compose(o)` for each `o` of `overrides`, in one Hydra initialisation: composing the
+    whole zoo (every model x task of a profile) this way skips a set-up per config."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return [hydra_compose(config_name=config_name, overrides=list(o)) for o in overrides]
+
+
 def option_names(group: str) -> list[str]:
     """The options of a config group, e.g. every model of conf/model/."""
     return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))

@@ -1,8 +1,10 @@
 """The one training loop: AdamW + schedule, gradient accumulation and clipping, bf16 autocast on
 CUDA, evaluation every N steps, the best validation checkpoint kept, then test on that checkpoint.
 
-A run directory holds `last.pt` (everything needed to resume, rewritten at each evaluation) and
-`best.pt` (the model weights at the best validation accuracy so far).
+The run directory holds the checkpoints (lra_bench/checkpoints.py): `last.pt` (everything
+needed to resume, written every `checkpoint_every` steps, at each evaluation, and on SIGTERM /
+SIGUSR1), `previous.pt` (the state before it) and `best.pt` (the best-validation weights). A run
+that resumes goes on bit for bit as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import contextlib
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,28 +23,38 @@ from torch import nn
 from tqdm import tqdm
 
 from lra_bench.batches import TrainBatches, eval_batches
-from lra_bench.optim import build_optimizer, build_scheduler
+from lra_bench.checkpoints import Checkpoints, copy_weights
+from lra_bench.optim import SCHEDULES, build_optimizer, build_scheduler
+from lra_bench.preemption import Preempted, StopSignals
 from tasks.base import Split, TaskData
-from tasks.files import replaced_atomically
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _setting(default, **allowed):
+    """A trainer field with what `lra_bench/settings_check.py` allows for it: at_least / above
+    (a bound), choices, each_within (an inclusive-exclusive range for every item)."""
+    return field(default=default, metadata=allowed)
 
 
 @dataclass
 class TrainerConfig:
-    """Mirrors `trainer:` in conf/profile/*.yaml; every field is documented there."""
+    """Mirrors `trainer:` in conf/config.yaml, where every field is documented. The annotations
+    and the bounds here are what the settings check holds every run to before it starts."""
 
-    batch_size: int = 32
-    grad_accum: int = 1
-    max_steps: int = 1000
-    eval_every: int = 100
-    eval_batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-9
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    grad_clip: float | None = None
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere; or fp32 / bf16
+    batch_size: int = _setting(32, at_least=1)
+    grad_accum: int = _setting(1, at_least=1)
+    max_steps: int = _setting(1000, at_least=1)
+    eval_every: int = _setting(100, at_least=1)
+    eval_batch_size: int = _setting(128, at_least=1)
+    lr: float = _setting(1e-3, above=0.0)
+    weight_decay: float = _setting(0.0, at_least=0.0)
+    betas: tuple[float, float] = _setting((0.9, 0.98), each_within=(0.0, 1.0))
+    eps: float = _setting(1e-9, above=0.0)
+    schedule: str = _setting("cosine", choices=tuple(SCHEDULES))
+    warmup_steps: int = _setting(0, at_least=0)
+    grad_clip: float | None = _setting(None, above=0.0)
+    precision: str = _setting("auto", choices=PRECISIONS)  # auto: bf16 on CUDA, else fp32
 
 
 @dataclass
@@ -57,6 +69,10 @@ class TrainResult:
     steps_per_second: float
     final_train_loss: float | None
     history: list[dict] = field(default_factory=list)
+    # Wall time of earlier processes of this run (up to their last checkpoint), and one entry
+    # per time a process took over from an earlier one.
+    earlier_wall_seconds: float = 0.0
+    resumes: list[dict] = field(default_factory=list)
 
 
 def autocast_context(device: torch.device, precision: str):
@@ -112,9 +128,18 @@ def evaluate(
     return correct / max(1, len(split))
 
 
-def _save_atomically(obj: dict, path: Path) -> None:
-    with replaced_atomically(path) as tmp:
-        torch.save(obj, tmp)
+class Stopwatch:
+    """Training time without evaluations and checkpoint writes: `lap()` returns the seconds since
+    the last `restart()` (or creation)."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self._since = time.perf_counter()
+
+    def lap(self) -> float:
+        return time.perf_counter() - self._since
 
 
 def train_and_evaluate(
@@ -125,36 +150,54 @@ def train_and_evaluate(
     device: torch.device,
     seed: int,
     progress: bool = True,
+    checkpoint_every: int = 0,
+    started: float | None = None,
+    log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Trains `model` on data.splits['train'], selects on 'val', reports 'test'."""
+    """Trains `model` on data.splits['train'], selects on 'val', reports 'test'.
+
+    Resumes from the run's checkpoint when there is one. checkpoint_every: steps between
+    checkpoints besides those at evaluations (0: only at evaluations). started: when this
+    process began the run (time.time()), for the wall time a checkpoint carries. A SIGTERM ends
+    training with a checkpoint and `Preempted`."""
+    started = time.time() if started is None else started
     model.to(device)
     optimizer = build_optimizer(
         model, config.lr, config.weight_decay, tuple(config.betas), config.eps
     )
     scheduler = build_scheduler(optimizer, config.schedule, config.warmup_steps, config.max_steps)
-    micro_batch = config.batch_size // config.grad_accum
-    if micro_batch * config.grad_accum != config.batch_size:
+    micro_batch, remainder = divmod(config.batch_size, config.grad_accum)
+    if remainder:  # the settings check refuses this before a run starts; kept for direct callers
         raise ValueError(
             f"trainer.batch_size={config.batch_size} is not divisible by "
             f"trainer.grad_accum={config.grad_accum}"
         )
     batches = TrainBatches(data.splits["train"], micro_batch, seed)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    checkpoints = Checkpoints(run_dir, model, optimizer, scheduler, device, config.max_steps)
+    resumed = checkpoints.resume()
+    for message in resumed.messages:
+        log(message)
+    state, best_weights = resumed.progress, resumed.best_weights
+    earlier_wall = state.wall_seconds
 
-    step, best_step, best_val, history, train_seconds = 0, None, None, [], 0.0
-    if last_path.exists():  # resume where the previous process of this run stopped
-        state = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, best_step, best_val = state["step"], state["best_step"], state["best_val"]
-        history, train_seconds = state["history"], state["train_seconds"]
-        torch.set_rng_state(state["torch_rng"])
+    def save_checkpoint() -> None:
+        state.wall_seconds = earlier_wall + (time.time() - started)
+        checkpoints.save(state, best_weights)
 
-    status, loss_value = "ok", None
+    def evaluate_and_keep_best(loss_value: float) -> None:
+        nonlocal best_weights
+        val = evaluate(model, data.splits["val"], config.eval_batch_size, device, config.precision)
+        state.history.append({"step": state.step, "train_loss": loss_value, "val_accuracy": val})
+        if state.best_val is None or val > state.best_val:
+            state.best_val, state.best_step = val, state.step
+            best_weights = copy_weights(model)
+            checkpoints.save_best(best_weights, state.step)
+        bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val:.3f}", best=f"{state.best_val:.3f}")
+
+    status = "ok"
     bar = tqdm(
         total=config.max_steps,
-        initial=step,
+        initial=state.step,
         desc=f"train {data.name}",
         unit="step",
         disable=not progress,
@@ -162,60 +205,54 @@ def train_and_evaluate(
         dynamic_ncols=True,
     )
     model.train()
-    tic = time.perf_counter()
-    while step < config.max_steps:
-        micro_batches = (
-            batches.batch(step * config.grad_accum + micro) for micro in range(config.grad_accum)
-        )
-        loss_value = train_step(
-            model,
-            optimizer,
-            micro_batches,
-            config.grad_accum,
-            device,
-            config.precision,
-            config.grad_clip,
-        )
-        if not math.isfinite(loss_value):
-            status = "diverged"
-            break
-        scheduler.step()
-        step += 1
-        bar.update(1)
+    watch = Stopwatch()
+    with StopSignals() as signals:
+        while state.step < config.max_steps:
+            micro_batches = (
+                batches.batch(state.step * config.grad_accum + micro)
+                for micro in range(config.grad_accum)
+            )
+            loss_value = train_step(
+                model,
+                optimizer,
+                micro_batches,
+                config.grad_accum,
+                device,
+                config.precision,
+                config.grad_clip,
+            )
+            if not math.isfinite(loss_value):
+                status, state.last_loss = "diverged", loss_value
+                break
+            scheduler.step()
+            state.step += 1
+            state.last_loss = loss_value
+            bar.update(1)
 
-        if step % config.eval_every == 0 or step == config.max_steps:
-            train_seconds += time.perf_counter() - tic
-            val = evaluate(
-                model, data.splits["val"], config.eval_batch_size, device, config.precision
+            evaluate_now = state.step % config.eval_every == 0 or state.step == config.max_steps
+            checkpoint_now = (
+                evaluate_now
+                or (checkpoint_every > 0 and state.step % checkpoint_every == 0)
+                or signals.checkpoint_requested
+                or signals.stop_signal is not None
             )
-            history.append({"step": step, "train_loss": loss_value, "val_accuracy": val})
-            if best_val is None or val > best_val:
-                best_val, best_step = val, step
-                _save_atomically({"model": model.state_dict(), "step": step}, best_path)
-            _save_atomically(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": step,
-                    "best_step": best_step,
-                    "best_val": best_val,
-                    "history": history,
-                    "train_seconds": train_seconds,
-                    "torch_rng": torch.get_rng_state(),
-                },
-                last_path,
-            )
-            bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val:.3f}", best=f"{best_val:.3f}")
-            tic = time.perf_counter()
-    train_seconds += time.perf_counter() - tic  # steps since the last evaluation (or a break)
+            if not checkpoint_now:
+                continue
+            state.train_seconds += watch.lap()  # evaluations and checkpoints are not training
+            if evaluate_now:
+                evaluate_and_keep_best(loss_value)
+            save_checkpoint()
+            signals.checkpoint_requested = False
+            if signals.stop_signal is not None:
+                bar.close()
+                raise Preempted(signals.stop_signal, state.step)
+            watch.restart()
+    state.train_seconds += watch.lap()  # steps since the last checkpoint (or a break)
     bar.close()
 
     val_acc = test_acc = None
-    if best_path.exists():
-        model.load_state_dict(
-            torch.load(best_path, map_location=device, weights_only=False)["model"]
-        )
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
         val_acc = evaluate(
             model, data.splits["val"], config.eval_batch_size, device, config.precision
         )
@@ -224,13 +261,15 @@ def train_and_evaluate(
         )
     return TrainResult(
         status=status,
-        steps=step,
-        best_step=best_step,
-        best_val_accuracy=best_val,
+        steps=state.step,
+        best_step=state.best_step,
+        best_val_accuracy=state.best_val,
         val_accuracy=val_acc,
         test_accuracy=test_acc,
-        train_seconds=train_seconds,
-        steps_per_second=step / train_seconds if train_seconds > 0 else 0.0,
-        final_train_loss=loss_value,
-        history=history,
+        train_seconds=state.train_seconds,
+        steps_per_second=state.step / state.train_seconds if state.train_seconds > 0 else 0.0,
+        final_train_loss=state.last_loss,
+        history=state.history,
+        earlier_wall_seconds=earlier_wall,
+        resumes=state.resumes,
     )

@@ -12,12 +12,13 @@ directory, whenever they start.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 # Top-level config keys that do not change what is computed.
@@ -29,6 +30,7 @@ NON_IDENTIFYING_KEYS = (
     "device",
     "kernels",
     "wandb",
+    "checkpoint_every",  # how often a resume state is written: never what is computed
     "logger",  # where metrics are written (metrics.csv, W&B), never what is computed
     "tuning",  # which study a trial belongs to: its result set, like results_dir
 )
@@ -106,35 +108,37 @@ class RunLockedError(RuntimeError):
 
 
 class RunLock:
-    """An exclusive, non-blocking `flock` on `<run_dir>/run.lock`. The kernel releases it when
-    the process dies, so a crashed run never leaves a stale lock behind."""
+    """An exclusive, non-blocking lock on `<run_dir>/run.lock` (an flock, through `filelock`).
+    The kernel releases it when the process dies, so a crashed run never leaves a stale lock
+    behind. The holder writes its host and pid to `<run_dir>/run.owner`, which the refusal
+    quotes."""
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / "run.lock"
-        self._handle = None
+        self.owner = Path(run_dir) / "run.owner"
+        self._lock: FileLock | None = None
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        # thread_local=False and no singleton: a second RunLock on the same run, even in this
+        # process, is a second holder and is refused.
+        lock = FileLock(self.path, timeout=0, thread_local=False, is_singleton=False)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
+            lock.acquire()
+        except Timeout:
+            try:
+                holder = self.owner.read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
             raise RunLockedError(
-                f"{self.path.parent} is being run by another process (pid {holder}); "
+                f"{self.path.parent} is being run by another process ({holder}); "
                 "wait for it or stop it"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._handle = handle
+        self.owner.write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        self._lock = lock
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._handle is not None:
-            fcntl.flock(self._handle, fcntl.LOCK_UN)
-            self._handle.close()
-            self._handle = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

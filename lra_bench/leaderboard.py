@@ -10,6 +10,13 @@ together as if they were seeds. Runs whose status is not `ok` count in `failed` 
 
 The protocol of a record: its `protocol` field where the record has one, else its config's
 `protocol` (a name, or a node with a `name`), else `scratch`; see `record_protocol`.
+
+A leaderboard of a results folder R reads the records of that result set only
+(`R/runs/<task>/<model>/<profile>/<run>/record.json`, lra_bench/records.py `find_records`), each
+run identity once; a record that fails the schema is skipped and listed, never counted and never
+an error. The files are written under a lock (`R/.leaderboard.lock`) that also covers reading
+the records, so that of two concurrent refreshes the later one sees every record the earlier
+one saw, and no table is older than the records on disk when its refresh began.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from lra_bench.leaderboard_compare import (
     averages,
@@ -45,11 +53,47 @@ def record_protocol(record: RunRecord) -> str:
     return node if isinstance(node, str) and node else SCRATCH
 
 
-def load_runs(results_dir: Path) -> pd.DataFrame:
-    """One row per run record found under `results_dir`."""
-    rows = []
+LOCK_NAME = ".leaderboard.lock"
+LOCK_TIMEOUT_SECONDS = 600.0
+
+
+def read_records(results_dir: Path) -> tuple[list[tuple[Path, RunRecord]], list[str]]:
+    """The valid records of the result set `results_dir`, one per run identity, and one line per
+    record left out ("<path>: why"): unreadable, failing the schema, or a second copy of a run
+    already counted (the ok one, else the later finished one, is kept)."""
+    kept: dict[tuple, tuple[Path, RunRecord]] = {}
+    skipped = []
     for path in find_records(results_dir):
-        record = RunRecord.read(path)
+        try:
+            record = RunRecord.read(path)
+        except ValueError as error:  # its message names the file
+            skipped.append(str(error))
+            continue
+        except OSError as error:
+            skipped.append(f"{path}: cannot be read ({error.strerror or error})")
+            continue
+        identity = (record.task, record.model, record.profile, record.seed, record.config_hash)
+        if identity in kept:
+            other_path, other = kept[identity]
+            if _preference(record) > _preference(other):
+                kept[identity] = (path, record)
+                other_path, path = path, other_path
+            skipped.append(f"{path}: the same run as {other_path}; counted once")
+            continue
+        kept[identity] = (path, record)
+    return sorted(kept.values(), key=lambda item: str(item[0])), skipped
+
+
+def _preference(record: RunRecord) -> tuple:
+    return (record.status == "ok", record.finished_at or "")
+
+
+def load_runs(results_dir: Path) -> pd.DataFrame:
+    """One row per run of the result set `results_dir`; the records left out, one line each,
+    are in `attrs["skipped"]`."""
+    rows = []
+    records, skipped = read_records(results_dir)
+    for path, record in records:
         rows.append(
             {
                 "task": record.task,
@@ -71,7 +115,9 @@ def load_runs(results_dir: Path) -> pd.DataFrame:
                 "path": str(path),
             }
         )
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    runs.attrs["skipped"] = skipped
+    return runs
 
 
 def _mean(values: pd.Series, scale: float = 1.0) -> float:
@@ -221,22 +267,35 @@ def _write_text(path: Path, text: str) -> None:
 
 def write_leaderboard(results_dir: Path, plot: bool = True) -> pd.DataFrame:
     """Writes results_dir/leaderboard.csv, leaderboard.md, leaderboard.html and
-    plots/leaderboard_<profile>[_<protocol>].png."""
+    plots/leaderboard_<profile>[_<protocol>].png from the records read under the same lock;
+    returns the table, with the records left out (one line each) in `attrs["skipped"]`."""
     from lra_bench.leaderboard_html import to_html
     from lra_bench.leaderboard_markdown import to_markdown
 
     results_dir = Path(results_dir)
-    runs = load_runs(results_dir)
-    table = aggregate(runs)
-    header = header_lines(table, results_dir, len(runs))
     results_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(results_dir / "leaderboard.csv", to_csv_text(table, header))
-    plots = {}
-    if plot and not table.empty:
-        from lra_bench.plots import plot_leaderboard
+    lock = FileLock(results_dir / LOCK_NAME)
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT_SECONDS)
+    except Timeout:
+        raise TimeoutError(
+            f"{lock.lock_file}: another leaderboard refresh has held it for "
+            f"{LOCK_TIMEOUT_SECONDS:.0f} s; the leaderboard was not refreshed"
+        ) from None
+    try:
+        runs = load_runs(results_dir)
+        table = aggregate(runs)
+        header = header_lines(table, results_dir, len(runs))
+        _write_text(results_dir / "leaderboard.csv", to_csv_text(table, header))
+        plots = {}
+        if plot and not table.empty:
+            from lra_bench.plots import plot_leaderboard
 
-        plots = plot_leaderboard(table, results_dir / "plots")
-    relative = {key: path.relative_to(results_dir) for key, path in plots.items()}
-    _write_text(results_dir / "leaderboard.md", to_markdown(table, header, relative))
-    _write_text(results_dir / "leaderboard.html", to_html(table, header, relative))
+            plots = plot_leaderboard(table, results_dir / "plots")
+        relative = {key: path.relative_to(results_dir) for key, path in plots.items()}
+        _write_text(results_dir / "leaderboard.md", to_markdown(table, header, relative))
+        _write_text(results_dir / "leaderboard.html", to_html(table, header, relative))
+    finally:
+        lock.release()
+    table.attrs["skipped"] = runs.attrs["skipped"]
     return table

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from lra_bench.identity import config_hash
-from lra_bench.records import RECORD_NAME, SCHEMA_VERSION, RunRecord, find_records
+from lra_bench.records import RECORD_NAME, SCHEMA_VERSION, RunRecord, find_all_records
 
 
 def migrate_record(path: Path) -> str:
@@ -39,5 +39,8 @@ def migrate_record(path: Path) -> str:
 
 
 def migrate_results(results_dir: Path) -> list[str]:
-    """Migrates every record under `results_dir`; returns one line per record."""
-    return [migrate_record(path) for path in find_records(results_dir) if path.name == RECORD_NAME]
+    """Migrates every record under `results_dir` (nested result sets included); returns one line
+    per record."""
+    return [
+        migrate_record(path) for path in find_all_records(results_dir) if path.name == RECORD_NAME
+    ]

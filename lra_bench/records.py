@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,20 +65,22 @@ class RunRecord:
     peak_memory_bytes: int | None = None
     final_train_loss: float | None = None
     history: list = field(default_factory=list)  # [{step, train_loss, val_accuracy}]
+    # One entry per time a process took over from an earlier, stopped one: {from_step, at,
+    # checkpoint (the file resumed from, null when it restarted at step 0), set_aside (damaged
+    # files moved aside)}. wall_seconds and train_seconds include the earlier processes' time.
+    resumes: list = field(default_factory=list)
     schema: int = SCHEMA_VERSION
 
     def problems(self) -> list[str]:
         """What makes this record invalid (empty when valid)."""
-        found = []
+        found = _type_problems(self)
         if self.schema != SCHEMA_VERSION:
             found.append(f"schema {self.schema}, expected {SCHEMA_VERSION}")
         if self.status not in STATUSES:
             found.append(f"status {self.status!r} not in {STATUSES}")
         for name in ("task", "model", "profile", "config_hash", "variant"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                found.append(f"{name} must be a non-empty string")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            found.append(f"seed must be an integer, got {self.seed!r}")
+            if isinstance(getattr(self, name), str) and not getattr(self, name):
+                found.append(f"{name} must not be empty")
         if self.status == "ok":
             for name in ("test_accuracy", "val_accuracy"):
                 value = getattr(self, name)
@@ -107,15 +112,16 @@ class RunRecord:
             raise ValueError(f"{where}: invalid run record: {'; '.join(problems)}")
         return record
 
-    def write(self, run_dir: Path) -> Path:
-        """Writes run_dir/record.json through a temporary file and a rename, so that a reader
-        sees the old record or the new one, never half of one. An invalid record is refused."""
+    def write(self, run_dir: Path, name: str = RECORD_NAME) -> Path:
+        """Writes run_dir/record.json (or `name`) through a temporary file flushed to the disk
+        and a rename, so that a reader, or a machine that lost power, sees the old record or
+        the new one, never half of one. An invalid record is refused."""
         problems = self.problems()
         if problems:
             raise ValueError(f"refusing to write an invalid run record: {'; '.join(problems)}")
-        path = Path(run_dir) / RECORD_NAME
+        path = Path(run_dir) / name
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True, default=_plain) + "\n"
-        with replaced_atomically(path) as tmp:
+        with replaced_atomically(path, durable=True) as tmp:
             tmp.write_text(text)
         return path
 
@@ -127,6 +133,37 @@ class RunRecord:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
         return cls.from_dict(data, where=str(path))
+
+
+def _type_problems(record: RunRecord) -> list[str]:
+    """Fields whose value does not have the type the dataclass declares."""
+    hints = typing.get_type_hints(RunRecord)
+    found = []
+    for spec in dataclasses.fields(RunRecord):
+        value = getattr(record, spec.name)
+        if not _has_type(value, hints[spec.name]):
+            found.append(f"{spec.name} must be {_type_name(hints[spec.name])}, got {value!r:.60}")
+    return found
+
+
+def _has_type(value: Any, expected: Any) -> bool:
+    if isinstance(expected, types.UnionType) or typing.get_origin(expected) is typing.Union:
+        return any(_has_type(value, option) for option in typing.get_args(expected))
+    if expected is type(None):
+        return value is None
+    # An integer is a number too; a boolean is neither. numbers.* admit numpy scalars, which
+    # a record may hold before it is written (they are written as plain JSON numbers).
+    if expected is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _type_name(expected: Any) -> str:
+    if isinstance(expected, types.UnionType):
+        return " or ".join(_type_name(option) for option in typing.get_args(expected))
+    return "null" if expected is type(None) else expected.__name__
 
 
 def _required(spec: dataclasses.Field) -> bool:
@@ -142,5 +179,23 @@ def _plain(value):
     return str(value)
 
 
+RUNS_DIR = "runs"  # a result set keeps its records in <results_dir>/runs/<task>/<model>/...
+
+
 def find_records(results_dir: Path) -> list[Path]:
-    return sorted(Path(results_dir).rglob(RECORD_NAME))
+    """The run records of the result set `results_dir`: those under `results_dir/runs/`, and
+    only those. A results folder nested in it (`results_dir/zoo_mini/runs/...`, made with
+    `results_dir=.../zoo_mini`, or one nested under runs/ itself) is a result set of its own,
+    with its own leaderboard, and is never counted here."""
+    runs = Path(results_dir) / RUNS_DIR
+    return sorted(
+        path
+        for path in runs.rglob(RECORD_NAME)
+        if RUNS_DIR not in path.relative_to(runs).parts[:-1]
+    )
+
+
+def find_all_records(root: Path) -> list[Path]:
+    """Every run record beneath `root`, nested result sets included (for maintenance: schema
+    migration, checks over all committed results)."""
+    return sorted(Path(root).rglob(RECORD_NAME))

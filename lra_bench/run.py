@@ -1,11 +1,14 @@
-"""The Hydra app: one run = compose config -> load task -> build model -> train -> record ->
-leaderboard.
+"""The Hydra app: one run = check settings -> compose config -> load task -> build model ->
+train -> record -> leaderboard.
 
     python -m lra_bench.run task=listops model=transformer profile=mini seed=0 results_dir=results
     python -m lra_bench.run -m model=transformer seed=0,1,2          # a multirun sweep
 
-A finished run (record with status ok) is skipped when asked again (`force=true` reruns it); an
-interrupted one resumes from its last evaluation.
+Settings are checked before anything is read or written (lra_bench/settings_check.py): a bad one
+is refused with one line and exit status 2. A finished run (record with status ok) is skipped
+when asked again; an interrupted one resumes from its last checkpoint; `force=true` trains it
+again from step 0, the old record staying in place until the new one replaces it. Exit status:
+0 ok or skipped, 1 failed / diverged / oom, 2 refused, 128 + N stopped by signal N (SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
@@ -23,6 +27,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import models.ops as ops
+from lra_bench.checkpoints import BEST, LAST, PREVIOUS, remove_leftovers, set_aside
 from lra_bench.compose import CONF_DIR
 from lra_bench.engine import TrainerConfig, train_and_evaluate
 from lra_bench.environment import (
@@ -32,9 +37,14 @@ from lra_bench.environment import (
     git_state,
     seed_everything,
 )
-from lra_bench.identity import RunLock, config_hash, run_dir_for
+from lra_bench.identity import RunLock, RunLockedError, config_hash, run_dir_for
 from lra_bench.leaderboard import format_row, write_leaderboard
+from lra_bench.preemption import Preempted
 from lra_bench.records import RECORD_NAME, RunRecord
+from lra_bench.settings_check import SettingsError, check_settings
+
+# Where a forced rerun that did not end ok leaves its record when an ok one stays in place.
+FORCED_RERUN_NAME = "forced-rerun.json"
 
 
 def build_model(cfg: DictConfig, data) -> torch.nn.Module:
@@ -57,7 +67,8 @@ def command_overrides() -> list[str]:
 
 
 def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
-    """Runs the experiment and returns its record (any failure becomes a record too)."""
+    """Runs the experiment and returns its record, not yet written (any failure becomes a
+    record too; a signal that stops training raises Preempted, leaving a checkpoint)."""
     started = time.time()
     git = git_state()
     record = RunRecord(
@@ -74,6 +85,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
     )
     memory = PeakMemory(torch.device("cpu"), absolute=True)
+    earlier_wall_seconds = 0.0
     try:
         seed_everything(int(cfg.seed))
         device = choose_device(cfg.device)
@@ -96,6 +108,8 @@ def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
             device,
             seed=int(cfg.seed),
             progress=cfg.progress,
+            checkpoint_every=int(cfg.checkpoint_every),
+            started=started,
         )
         record.status = result.status
         record.error = "training loss became non-finite" if result.status == "diverged" else None
@@ -108,41 +122,83 @@ def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
         record.steps_per_second = result.steps_per_second
         record.final_train_loss = result.final_train_loss
         record.history = result.history
+        record.resumes = result.resumes
+        earlier_wall_seconds = result.earlier_wall_seconds
         record.kernel_backends = model.kernel_backends()  # what ran, read after the run
+    except Preempted:
+        raise  # not finished: no record; the checkpoint lets the same command go on
     except torch.OutOfMemoryError as error:
         record.status, record.error = "oom", f"{type(error).__name__}: {error}"
     except Exception as error:  # recorded, then reported by the caller
         record.status, record.error = "failed", f"{type(error).__name__}: {error}"
         record.traceback = traceback.format_exc()
     record.peak_memory_bytes = memory.peak_bytes()
-    record.wall_seconds = time.time() - started
+    record.wall_seconds = earlier_wall_seconds + (time.time() - started)
     record.finished_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     problems = record.problems()
     if problems:  # e.g. "ok" without a test accuracy: never published as a result
         record.status, record.error = "failed", f"invalid result: {'; '.join(problems)}"
-    record.write(run_dir)
     return record
 
 
-def run(cfg: DictConfig) -> RunRecord:
-    """Runs (or skips, or resumes) the run `cfg` identifies, then refreshes the leaderboard."""
-    run_dir = run_dir_for(cfg)
-    with RunLock(run_dir):
-        previous = run_dir / RECORD_NAME
-        record = RunRecord.read(previous) if previous.exists() and not cfg.force else None
-        if record is not None and record.status == "ok":
-            print(f"already finished: {run_dir} (force=true runs it again)")
-        else:
-            print(f"run directory: {run_dir}")
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-            record = execute(cfg, run_dir)
-    table = write_leaderboard(Path(cfg.results_dir))
-    row = table[
-        (table.task == record.task)
-        & (table.model == record.model)
-        & (table.profile == record.profile)
-        & (table.variant == record.variant)
-    ]
+def read_previous_record(run_dir: Path) -> RunRecord | None:
+    """The record an earlier process of this run left, if any. One that does not read as a
+    record is named, moved aside (never counted, kept to look at) and treated as absent."""
+    path = run_dir / RECORD_NAME
+    if not path.exists():
+        return None
+    try:
+        return RunRecord.read(path)
+    except ValueError as error:
+        moved = set_aside(path)
+        print(f"{error}; moved aside to {moved.name}", file=sys.stderr)
+        return None
+
+
+def discard_training_state(run_dir: Path, previous: RunRecord | None) -> None:
+    """force=true: the checkpoints of earlier processes go, so that training starts from step 0;
+    the record stays until the new one replaces it."""
+    removed = [name for name in (LAST, PREVIOUS, BEST) if (run_dir / name).exists()]
+    for name in removed:
+        (run_dir / name).unlink()
+    remove_leftovers(run_dir)
+    kept = f"; the earlier record (status {previous.status}) stays until this run's replaces it"
+    print(
+        "force=true: training from step 0"
+        + (f" (removed {', '.join(removed)})" if removed else "")
+        + (kept if previous is not None else "")
+    )
+
+
+def store_record(record: RunRecord, run_dir: Path, previous: RunRecord | None, forced: bool):
+    """Writes the record. A forced rerun that did not end ok never replaces an ok record: its
+    own goes to FORCED_RERUN_NAME beside it (not counted by the leaderboard)."""
+    if forced and previous is not None and previous.status == "ok" and record.status != "ok":
+        path = record.write(run_dir, name=FORCED_RERUN_NAME)
+        print(
+            f"force=true: the rerun ended {record.status}; the earlier ok record stays in "
+            f"{run_dir / RECORD_NAME}; this rerun's record is {path}",
+            file=sys.stderr,
+        )
+        return path
+    return record.write(run_dir)
+
+
+def refresh_leaderboard(results_dir: Path):
+    """The refreshed leaderboard table, or None when it could not be written (said in one
+    line: the run's record is written either way, and `lra-bench leaderboard` redoes it)."""
+    try:
+        table = write_leaderboard(results_dir)
+    except Exception as error:
+        print(f"leaderboard not refreshed: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+    for line in table.attrs.get("skipped", []):
+        print(f"leaderboard: left out {line}", file=sys.stderr)
+    return table
+
+
+def report(record: RunRecord, table, run_dir: Path, results_dir: Path) -> None:
+    """What the run did, its leaderboard row, and where the files are."""
     if record.status != "ok":
         print(f"run {record.status}: {record.error}", file=sys.stderr)
         if record.traceback:
@@ -153,20 +209,64 @@ def run(cfg: DictConfig) -> RunRecord:
             f"(majority class {100 * record.test_majority_rate:.2f}%), "
             f"best validation step {record.best_step}, {record.steps_per_second:.1f} steps/s"
         )
-    if not row.empty:
-        print("leaderboard: " + format_row(row.iloc[0]))
-    print(
-        f"record: {run_dir / RECORD_NAME}\nleaderboard: {Path(cfg.results_dir) / 'leaderboard.csv'}"
-    )
+    if table is not None and not table.empty:
+        row = table[
+            (table.task == record.task)
+            & (table.model == record.model)
+            & (table.profile == record.profile)
+            & (table.variant == record.variant)
+        ]
+        if not row.empty:
+            print("leaderboard: " + format_row(row.iloc[0]))
+    print(f"record: {run_dir / RECORD_NAME}\nleaderboard: {results_dir / 'leaderboard.csv'}")
+
+
+def run(cfg: DictConfig, choices: Mapping[str, str | None] | None = None) -> RunRecord:
+    """Runs (or skips, or resumes) the run `cfg` identifies, then refreshes the leaderboard.
+
+    choices: Hydra's runtime choices (which experiment file was taken), when known. Raises
+    SettingsError (a refused setting: nothing was written), RunLockedError (another process
+    runs it) or Preempted (a signal stopped training after a checkpoint)."""
+    check_settings(cfg, choices)
+    run_dir = run_dir_for(cfg)
+    with RunLock(run_dir):
+        previous = read_previous_record(run_dir)
+        if previous is not None and previous.status == "ok" and not cfg.force:
+            print(f"already finished: {run_dir} (force=true trains it again from step 0)")
+            record = previous
+        else:
+            if cfg.force:
+                discard_training_state(run_dir, previous)
+            print(f"run directory: {run_dir}")
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            record = execute(cfg, run_dir)
+            store_record(record, run_dir, previous, forced=bool(cfg.force))
+    results_dir = Path(cfg.results_dir)
+    report(record, refresh_leaderboard(results_dir), run_dir, results_dir)
     return record
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    record = run(cfg)
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    # A sweep goes on past a failed run (it is recorded and counted); a single run exits non-zero.
-    if record.status in ("failed", "oom") and not multirun:
+    hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
+    multirun = hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN
+    choices = dict(hydra_config.runtime.choices) if hydra_config is not None else None
+    try:
+        record = run(cfg, choices)
+    except SettingsError as error:
+        print(f"lra_bench.run: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except RunLockedError as error:
+        print(f"lra_bench.run: error: {error}", file=sys.stderr)
+        if multirun:
+            return  # the sweep's other runs go on
+        sys.exit(2)
+    except Preempted as stopped:
+        print(f"{stopped}; the same command resumes the run", file=sys.stderr)
+        sys.exit(128 + stopped.signal_number)
+    # A sweep goes on past a run that did not end ok (it is recorded and counted); a single
+    # run says so in its exit status.
+    if record.status != "ok" and not multirun:
         sys.exit(1)
 
 

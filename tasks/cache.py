@@ -18,6 +18,12 @@ key and a fresh build; the old folder is never read again. A build writes into a
 sibling folder (`.<key>.tmp-<host>-<pid>`) and renames it into place only when complete, so a
 reader sees a whole cache or none. Leftover temporary folders (a killed build) are never read;
 the next build of the same key removes those its own machine left behind.
+
+meta.json records each array file's size and sha256. Every load checks them, and that the arrays
+open with the shapes meta.json gives (`verify_cache`): a cache that does not verify (a truncated
+array, a garbage meta.json, labels edited by hand) is named, discarded and rebuilt. Hashing reads
+each array once per process (about 1 s per GB); builds and discards of one key take a lock
+(`cache/.locks/<task>-<key>.lock`), so that concurrent runs build a missing cache once.
 """
 
 from __future__ import annotations
@@ -28,17 +34,20 @@ import os
 import shutil
 import socket
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from tasks.base import Split
 from tasks.files import staged_folder
 
 # Bump when the on-disk layout or the meaning of cached arrays changes: every cache rebuilds.
-CACHE_FORMAT = 2
+# 3: meta.json holds each array file's size and sha256.
+CACHE_FORMAT = 3
 # Files up to this size are hashed whole; larger ones by their first and last HEAD_BYTES.
 SMALL_FILE_BYTES = 4 << 20
 HEAD_BYTES = 1 << 20
@@ -178,13 +187,87 @@ def cache_key(task: str, params: dict, source: str) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_cache(folder: Path) -> dict[str, Split]:
-    """The splits of a complete cache folder, memory-mapped read-only."""
-    meta = json.loads((folder / "meta.json").read_text())
+class CacheInvalid(ValueError):
+    """A cache folder that does not verify; the message names the file and what is wrong."""
+
+
+# (path, size, mtime_ns) of array files whose sha256 this process has already checked.
+_verified: set[tuple[str, int, int]] = set()
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def describe_files(folder: Path, names: Iterable[str]) -> dict[str, dict]:
+    """{file name: {"bytes", "sha256"}}, what meta.json records of the arrays of a build."""
     return {
-        split: Split(*(np.load(folder / f"{split}.{name}.npy", mmap_mode="r") for name in ARRAYS))
-        for split in meta["order"]
+        name: {"bytes": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
+        for name in names
     }
+
+
+def read_meta(folder: Path) -> dict:
+    path = folder / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CacheInvalid(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CacheInvalid(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise CacheInvalid(f"{path} holds a {type(meta).__name__}, not an object")
+    if meta.get("format") != CACHE_FORMAT:
+        raise CacheInvalid(f"{path}: format {meta.get('format')!r}, expected {CACHE_FORMAT}")
+    for name, kind in (("order", list), ("splits", dict), ("files", dict)):
+        if not isinstance(meta.get(name), kind):
+            raise CacheInvalid(f"{path}: '{name}' is missing or not a {kind.__name__}")
+    return meta
+
+
+def verify_file(path: Path, expected: object) -> None:
+    """Size and sha256 of one array file against what meta.json says of it."""
+    if not isinstance(expected, dict) or not {"bytes", "sha256"} <= set(expected):
+        raise CacheInvalid(f"{path.parent / 'meta.json'} does not describe {path.name}")
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise CacheInvalid(f"{path} is missing") from None
+    if stat.st_size != expected["bytes"]:
+        raise CacheInvalid(
+            f"{path} has {stat.st_size} bytes; the build wrote {expected['bytes']} (truncated?)"
+        )
+    seen = (str(path), stat.st_size, stat.st_mtime_ns)
+    if seen in _verified:
+        return
+    if file_sha256(path) != expected["sha256"]:
+        raise CacheInvalid(f"{path}: content differs from the sha256 the build wrote (changed?)")
+    _verified.add(seen)
+
+
+def read_cache(folder: Path) -> dict[str, Split]:
+    """The splits of a complete cache folder, memory-mapped read-only, after checking them
+    against meta.json (sizes, checksums, shapes); CacheInvalid naming the file otherwise."""
+    meta = read_meta(folder)
+    splits = {}
+    for split in meta["order"]:
+        arrays = []
+        for name in ARRAYS:
+            path = folder / f"{split}.{name}.npy"
+            verify_file(path, meta["files"].get(path.name))
+            try:
+                arrays.append(np.load(path, mmap_mode="r"))
+            except (OSError, ValueError) as error:
+                raise CacheInvalid(f"{path} does not open as an array ({error})") from None
+        rows = meta["splits"].get(split)
+        if len(arrays[2]) != rows:
+            raise CacheInvalid(f"{folder}: split {split} has {len(arrays[2])} rows, meta {rows}")
+        try:
+            splits[split] = Split(*arrays)
+        except ValueError as error:
+            raise CacheInvalid(f"{folder}: split {split}: {error}") from None
+    return splits
 
 
 def load_or_build(
@@ -194,7 +277,8 @@ def load_or_build(
     source: str,
     build: Callable[[CacheBuilder], None],
 ) -> tuple[dict[str, Split], str]:
-    """The cached splits of (task, params, source), building them first when absent.
+    """The cached splits of (task, params, source), building them first when absent, and
+    rebuilding them when the cache does not verify (said in one line naming the file).
 
     params: every preprocessing setting the arrays depend on (JSON-serialisable).
     source: a fingerprint of the source data (`source_fingerprint`, or a dataset's own).
@@ -203,28 +287,50 @@ def load_or_build(
     """
     key = cache_key(task, params, source)
     folder = Path(data_root) / "cache" / task / key
-    if (folder / "meta.json").exists():
-        return read_cache(folder), key
-    if folder.exists():  # a folder without meta.json was not made by a build; never trust it
-        shutil.rmtree(folder)
+    if folder.exists():
+        try:
+            return read_cache(folder), key
+        except CacheInvalid:
+            pass  # decided again under the lock: another process may be rebuilding it
     folder.parent.mkdir(parents=True, exist_ok=True)
-    host = socket.gethostname().replace("-", "_")
-    _remove_stale_builds(folder, host)
-    with staged_folder(folder, tag=f"{host}-") as staging:
-        builder = CacheBuilder(staging)
-        build(builder)
-        sizes = builder.close()
-        meta = {
-            "task": task,
-            "params": params,
-            "source": source,
-            "format": CACHE_FORMAT,
-            "splits": sizes,
-            "order": list(sizes),  # the build's split order (sort_keys sorts the keys above)
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    locks = Path(data_root) / "cache" / ".locks"
+    locks.mkdir(exist_ok=True)
+    with FileLock(locks / f"{task}-{key}.lock"):
+        if folder.exists():
+            try:
+                return read_cache(folder), key
+            except CacheInvalid as problem:
+                print(f"cache does not verify: {problem}; discarding {folder}", file=sys.stderr)
+                _discard(folder)
+        host = socket.gethostname().replace("-", "_")
+        _remove_stale_builds(folder, host)
+        with staged_folder(folder, tag=f"{host}-") as staging:
+            builder = CacheBuilder(staging)
+            build(builder)
+            sizes = builder.close()
+            meta = {
+                "task": task,
+                "params": params,
+                "source": source,
+                "format": CACHE_FORMAT,
+                "splits": sizes,
+                "order": list(sizes),  # the build's split order (sort_keys sorts the keys above)
+                "files": describe_files(
+                    staging, [f"{split}.{name}.npy" for split in sizes for name in ARRAYS]
+                ),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return read_cache(folder), key
+
+
+def _discard(folder: Path) -> None:
+    """Moves a cache folder out of the way in one rename (a reader never sees half of it), then
+    deletes it. Readers that mapped its arrays keep them until they close them."""
+    trash = folder.with_name(f".{folder.name}.discarded-{os.getpid()}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _remove_stale_builds(folder: Path, host: str) -> None:

@@ -10,17 +10,34 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def replaced_atomically(path: Path) -> Iterator[Path]:
+def replaced_atomically(path: Path, durable: bool = False) -> Iterator[Path]:
     """Yields a temporary path beside `path` (same suffix, so writers that infer the format from
     it still work); when the block ends without error the temporary file is renamed onto `path`,
-    otherwise it is removed and `path` is left untouched."""
+    otherwise it is removed and `path` is left untouched.
+
+    durable: the new content is flushed to the disk (fsync) before the rename and the rename
+    after it, so that a power loss or a killed machine leaves the old file or the new one,
+    never an empty or partial one (what checkpoints and run records need)."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         yield tmp
+        if durable:
+            fsync_path(tmp)
         os.replace(tmp, path)
+        if durable:
+            fsync_path(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path) -> None:
+    """Flushes a written file, or a folder's entries (a rename in it), to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextlib.contextmanager

@@ -22,11 +22,15 @@ nested level also has.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
 import re
 import shutil
 import sys
 import tarfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -97,9 +101,10 @@ def import_release(
 
     Reads the archive once, as a stream (it is several GB). Every member is checked before it is
     written: an absolute name, a `..` component, a symbolic or hard link, or a device is refused
-    with a ValueError naming the member. Members are written into a private staging folder that
-    is renamed into place only when the whole archive was read, so a refused or broken archive
-    leaves `out` exactly as it was.
+    with a ValueError naming the member, and tarfile's own `data_filter` (PEP 706) must pass it
+    too. Members are written into a private staging folder that is renamed into place only when
+    the whole archive was read, so a refused or broken archive leaves `out` exactly as it was. A
+    file that is not a gzipped (or plain) tar, or one cut short, is a ValueError naming it.
     """
     from tqdm import tqdm
 
@@ -122,9 +127,9 @@ def import_release(
     try:
         with bar, open(archive, "rb") as raw:
             reader = _CountingReader(raw, bar.update)
-            with tarfile.open(fileobj=reader, mode="r|*") as tar:
+            with _named_archive_errors(archive), tarfile.open(fileobj=reader, mode="r|*") as tar:
                 for member in tar:
-                    problem = member_problem(member)
+                    problem = member_problem(member) or _filter_problem(member, staging)
                     if problem:
                         raise ValueError(
                             f"{archive}: refusing archive member {member.name!r} ({problem}); "
@@ -152,6 +157,29 @@ def import_release(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return summary
+
+
+def _filter_problem(member: tarfile.TarInfo, staging: Path) -> str | None:
+    """What tarfile's `data_filter` (the safe extraction policy of PEP 706) finds wrong with a
+    member, as a second opinion beside `member_problem`."""
+    try:
+        tarfile.data_filter(member, str(staging))
+    except tarfile.FilterError as error:
+        return f"tarfile's data filter: {error}"
+    return None
+
+
+@contextlib.contextmanager
+def _named_archive_errors(archive: Path) -> Iterator[None]:
+    """Turns what a damaged or foreign archive raises while it is read (not a tar, a truncated
+    gzip stream, a bad block) into one ValueError that names the archive."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise ValueError(
+            f"{archive}: not a readable (gzipped) tar archive, or cut short "
+            f"({type(error).__name__}: {error}); nothing was imported"
+        ) from None
 
 
 def _merge_levels(staging: Path, summary: ImportSummary) -> None:

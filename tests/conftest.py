@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 from omegaconf import DictConfig
 
-from lra_bench.compose import CONF_DIR, compose, option_names  # noqa: F401 (CONF_DIR: for tests)
+from lra_bench.compose import CONF_DIR, compose, compose_each, option_names  # noqa: F401
 
 # The tests use tiny shapes, where a second thread only adds synchronisation (and on a loaded
 # 2-core machine, long waits for it); one thread also keeps results bit-for-bit repeatable.
@@ -26,6 +27,15 @@ names_in = option_names  # option names of a config group (e.g. every model in c
 
 def compose_config(overrides: list[str]) -> DictConfig:
     return compose(overrides)
+
+
+@functools.cache
+def composed_zoo(profile: str) -> dict[tuple[str, str], DictConfig]:
+    """(task, model) -> the composed config, for every task x model of `profile`: composed once
+    per test session, in one Hydra set-up (composing is most of what the zoo's tests cost)."""
+    pairs = [(task, model) for task in names_in("task") for model in names_in("model")]
+    configs = compose_each([[f"task={t}", f"model={m}", f"profile={profile}"] for t, m in pairs])
+    return dict(zip(pairs, configs, strict=True))
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from lra_bench.identity import run_dir_for
-from lra_bench.records import RunRecord, find_records
+from lra_bench.records import RunRecord, find_all_records
 from tests.conftest import REPO, compose_config
 
-COMMITTED = find_records(REPO / "results")
+COMMITTED = find_all_records(REPO / "results")
 
 
 def command_of(record: RunRecord, results_dir: Path) -> list[str]:

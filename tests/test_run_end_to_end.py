@@ -9,6 +9,7 @@ import lra_bench.engine as engine
 from lra_bench.leaderboard import read_leaderboard
 from lra_bench.records import RunRecord
 from lra_bench.run import run
+from lra_bench.settings_check import SettingsError
 from tests.conftest import compose_config
 
 
@@ -83,10 +84,19 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, data_root, monkeyp
         torch.testing.assert_close(best["resumed"][key], value, rtol=0, atol=0)
 
 
-def test_a_bad_setting_fails_with_the_key_named_and_is_recorded(tmp_path, data_root):
-    record = run(smoke(tmp_path, data_root, "model.backbone.pooling=middle"))
-    assert record.status == "failed"
-    assert "model.backbone.pooling='middle'" in record.error
+def test_a_bad_setting_is_refused_with_the_key_named_and_nothing_written(tmp_path, data_root):
+    with pytest.raises(SettingsError, match=r"model\.backbone\.pooling='middle'; choose from"):
+        run(smoke(tmp_path, data_root, "model.backbone.pooling=middle"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_during_training_is_recorded_and_counted(tmp_path, data_root, monkeypatch):
+    def broken_step(*args, **kwargs):
+        raise RuntimeError("a kernel broke")
+
+    monkeypatch.setattr(engine, "train_step", broken_step)
+    record = run(smoke(tmp_path, data_root))
+    assert record.status == "failed" and "RuntimeError: a kernel broke" in record.error
     (path,) = list(tmp_path.rglob("record.json"))
     assert json.loads(path.read_text())["status"] == "failed"
     assert "failed" in (tmp_path / "leaderboard.md").read_text()

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
     settings = SpeedSettings(**{k: v for k, v in vars(args).items() if k in fields})
     if not args.report_only:
         tic = time.perf_counter()
-        run_speed(settings, out)
+        run_speed(settings, out, keep_earlier_rows=args.merge)
         print(f"measured in {time.perf_counter() - tic:.0f} s")
     elif not (out / CSV_NAME).exists():
         raise FileNotFoundError(f"{out / CSV_NAME} does not exist; run without --report-only")
@@ -91,5 +91,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--report-only", action="store_true", help="redraw plots and summary from OUT's CSV"
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of an earlier run in OUT that this one does not measure again "
+        "(default: OUT's report holds this run's rows only; the earlier CSV is kept as "
+        "speed_memory.previous.csv)",
     )
     parser.set_defaults(handler=run)

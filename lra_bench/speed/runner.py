@@ -6,7 +6,9 @@ Each (model, length) runs in a fresh process (worker.py). An out-of-memory, a
 crash or a timeout is recorded as such and the run goes on; longer lengths of a model that ran
 out of memory or time are recorded as skipped. Rows go to DIR/speed_memory.csv (comment lines
 naming the machine first, so `pandas.read_csv(path, comment="#")` reads it), rewritten after
-every measurement; rows of earlier runs in DIR are kept unless measured again.
+every measurement. A run's CSV and report hold its own rows only: an earlier run's CSV in DIR is
+kept as speed_memory.previous.csv. With `merge` (`lra-bench speed --merge`) the earlier rows
+stay in the CSV instead, unless measured again.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from lra_bench.speed.settings import GB, SpeedSettings, load_size, task_shape
 from tasks.files import replaced_atomically
 
 CSV_NAME = "speed_memory.csv"
+PREVIOUS_CSV_NAME = "speed_memory.previous.csv"  # an earlier run's rows, when not merged
 BASELINE = "transformer"  # speed-up and memory ratios are against this model
 # A row is one measurement of one model under these settings; a new one replaces an old one.
 ROW_KEY = ["model", "task", "size", "batch", "length", "device_name", "precision"]
@@ -305,14 +308,26 @@ def _describe(row: dict) -> str:
     return text
 
 
-def run_speed(settings: SpeedSettings, out_dir: Path, log=print) -> pd.DataFrame:
+def run_speed(
+    settings: SpeedSettings, out_dir: Path, log=print, keep_earlier_rows: bool = False
+) -> pd.DataFrame:
     """Measures every (model, length) of `settings`, writing out_dir/speed_memory.csv as it
-    goes; returns the full table (earlier rows in out_dir included)."""
+    goes; returns the table. keep_earlier_rows (`--merge`): keep the rows of an earlier run in
+    out_dir that this one does not measure again; otherwise the earlier CSV is moved to
+    speed_memory.previous.csv and the table holds this run's rows only."""
     from lra_bench.environment import git_state
 
     out_dir = Path(out_dir)
     path = out_dir / CSV_NAME
-    previous = read_speed_csv(path) if path.exists() else None
+    previous = None
+    if path.exists() and keep_earlier_rows:
+        previous = read_speed_csv(path)
+    elif path.exists():
+        os.replace(path, out_dir / PREVIOUS_CSV_NAME)
+        log(
+            f"the earlier run's rows are now in {out_dir / PREVIOUS_CSV_NAME} "
+            "(--merge keeps them in the report)"
+        )
     machine = probe_device(settings)
     git = git_state()
     machine.update(git_commit=git["commit"], git_dirty=git["dirty"])

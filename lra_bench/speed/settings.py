@@ -4,6 +4,7 @@ them as JSON, so a default never exists twice."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -17,9 +18,15 @@ LONG_LENGTHS = [8192, 16384, 32768, 65536]  # beyond it, for the models that fit
 
 
 def _ints(text: str) -> list[int]:
-    values = [int(v) for v in text.split(",") if v.strip()]
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
     if not values or min(values) < 1:
-        raise ValueError(f"lengths must be positive integers, got {text!r}")
+        # argparse shows this message as it is (a ValueError would become "invalid value")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers (e.g. 1024,2048), got {text!r}"
+        )
     return values
 
 

@@ -64,7 +64,9 @@ class BigBirdAttention(BlockedAttention):
         self.n_random_blocks = n_random_blocks
         self.n_global_blocks = n_global_blocks
         if seed is None:
-            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+            # Drawn on the CPU whatever the default device: on 'meta' (counting parameters
+            # without allocating them, lra_bench/budget.py) a tensor has no value to read.
+            seed = int(torch.randint(0, 2**31 - 1, (), device="cpu").item())
         generator = torch.Generator().manual_seed(seed)
         max_blocks = math.ceil(max_length / block_size)
         # Persistent, so that a checkpoint restores the same random blocks.
