@@ -17,24 +17,19 @@ What it adds to the Optuna sweeper:
   number of finished trials the study should hold: the same command run again (after an
   interruption, or with a larger n_trials) runs only the missing ones. A trial that was running
   when its sweep died is marked failed and its parameters are tried first, so its run resumes
-  from its checkpoint.
+  from its checkpoint; the sampler's seed moves on by the trials the study holds, so that the
+  new trials are not the first session's again.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-# optuna 2.x uses SQLAlchemy 1.4's API, pinned (requirements.txt): its "not compatible with
-# SQLAlchemy 2.0" notice says nothing to a user.
-os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
-import optuna  # noqa: E402
-from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: E402
-from hydra.plugins.sweeper import Sweeper  # noqa: E402
-from hydra.types import HydraContext, TaskFunction  # noqa: E402
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
 
 # One study tunes one experiment: these keys are never swept by it.
 FIXED_KEYS = ("task", "model", "profile", "seed")
@@ -77,35 +72,6 @@ def refuse_fixed_sweeps(arguments: list[str]) -> None:
         )
 
 
-class ResumingOptunaSweeperImpl(OptunaSweeperImpl):
-    """The Optuna sweeper, its n_trials read as the study's total of finished trials."""
-
-    def sweep(self, arguments: list[str]) -> None:
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=self.storage,
-            sampler=None,
-            directions=self._get_directions(),
-            load_if_exists=True,
-        )
-        finished = 0
-        for trial in study.get_trials(deepcopy=False):
-            if trial.state == optuna.trial.TrialState.COMPLETE:
-                finished += 1
-            elif trial.state == optuna.trial.TrialState.RUNNING:  # its sweep died
-                study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-                study.enqueue_trial(trial.params)
-        total = self.n_trials
-        self.n_trials = max(0, total - finished)
-        print(
-            f"study {self.study_name}: {finished} of {total} trials finished before; "
-            f"{self.n_trials} to run ({self.storage})",
-            flush=True,
-        )
-        super().sweep(arguments)
-
-
 class TuneSweeper(Sweeper):
     def __init__(
         self,
@@ -116,17 +82,21 @@ class TuneSweeper(Sweeper):
         search_spaces: DictConfig,
         params: DictConfig | None = None,
     ) -> None:
-        self.sampler = sampler
+        self.sampler = sampler  # its config (tune.yaml: _recursive_ false): see _resuming.py
         self.n_trials = n_trials
         self.n_jobs = n_jobs
         self.study_name = study_name
         self.search_spaces = OmegaConf.to_container(search_spaces, resolve=True)
         self.params = OmegaConf.to_container(params, resolve=True) if params else {}
-        self.impl: ResumingOptunaSweeperImpl | None = None
+        self.impl = None  # a _resuming.ResumingOptunaSweeperImpl once set up
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        # Imported here: Hydra imports this module in every process it starts (to find its
+        # plugins), and optuna takes seconds to import.
+        from hydra_plugins.lra_bench_tune._resuming import ResumingOptunaSweeperImpl
+
         folder = study_dir(str(config.results_dir), self.study_name)
         folder.mkdir(parents=True, exist_ok=True)
         space = model_search_space(
