@@ -97,6 +97,14 @@ class World:
         dist.all_reduce(tensor)
         return [int(v) for v in tensor.tolist()]
 
+    def maximum(self, *values: int) -> list[int]:
+        """The largest of each integer over the ranks (e.g. a signal one of them received)."""
+        if not self.distributed:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.int64, device=self._reduce_device())
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return [int(v) for v in tensor.tolist()]
+
     def seed_step(self, seed: int, step: int) -> None:
         """Ranks > 0: reseed every generator from (seed, rank, step) before the step's forward
         pass. Rank 0 keeps the run's own stream (see the module's docstring)."""

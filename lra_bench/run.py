@@ -9,26 +9,35 @@ is refused with one line and exit status 2. A finished run (record with status o
 when asked again; an interrupted one resumes from its last checkpoint; `force=true` trains it
 again from step 0, the old record staying in place until the new one replaces it. Exit status:
 0 ok or skipped, 1 failed / diverged / oom, 2 refused, 128 + N stopped by signal N (SIGTERM).
+
+A run writes metrics.csv and learning_curve.png beside its record (logger=wandb: W&B too). Under
+torchrun, or as several Slurm tasks, the processes train the run together (distributed.py); rank
+0 alone locks the run, writes its files and reports. In a multirun every job leaves its outcome
+for the sweep's summary (lra_bench/sweep/), and never ends the sweep: a refused or failed run is
+an outcome like any other. The app returns the run's best validation accuracy, the objective of
+hydra/sweeper=tune.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import models.ops as ops
 from lra_bench.checkpoints import BEST, LAST, PREVIOUS, remove_leftovers, set_aside
 from lra_bench.compose import CONF_DIR
+from lra_bench.distributed import World, init_world, world_from_env
 from lra_bench.engine import TrainerConfig, train_and_evaluate
 from lra_bench.environment import (
     PeakMemory,
@@ -37,11 +46,14 @@ from lra_bench.environment import (
     git_state,
     seed_everything,
 )
-from lra_bench.identity import RunLock, RunLockedError, config_hash, run_dir_for
+from lra_bench.identity import RunLock, RunLockedError, config_hash, result_set_dir, run_dir_for
 from lra_bench.leaderboard import format_row, write_leaderboard
+from lra_bench.metrics_log import CURVE_NAME, METRICS_NAME, MetricsLog, open_metrics_log
 from lra_bench.preemption import Preempted
 from lra_bench.records import RECORD_NAME, RunRecord
 from lra_bench.settings_check import SettingsError, check_settings
+from lra_bench.sweep.joblib_worker import prepare_joblib_job
+from lra_bench.sweep.outcome import current_job
 
 # Where a forced rerun that did not end ok leaves its record when an ok one stays in place.
 FORCED_RERUN_NAME = "forced-rerun.json"
@@ -66,9 +78,16 @@ def command_overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task)
 
 
-def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
+def execute(
+    cfg: DictConfig,
+    run_dir: Path,
+    world: World | None = None,
+    metrics: MetricsLog | None = None,
+) -> RunRecord:
     """Runs the experiment and returns its record, not yet written (any failure becomes a
-    record too; a signal that stops training raises Preempted, leaving a checkpoint)."""
+    record too; a signal that stops training raises Preempted, leaving a checkpoint). world:
+    this process among those training the run; metrics: where rank 0's metrics go."""
+    world = world or World()
     started = time.time()
     git = git_state()
     record = RunRecord(
@@ -88,7 +107,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
     earlier_wall_seconds = 0.0
     try:
         seed_everything(int(cfg.seed))
-        device = choose_device(cfg.device)
+        device = world.device(choose_device(cfg.device))
         memory = PeakMemory(device, absolute=True)
         ops.configure(**OmegaConf.to_container(cfg.kernels, resolve=True))
         record.environment = device_description(device)
@@ -110,6 +129,8 @@ def execute(cfg: DictConfig, run_dir: Path) -> RunRecord:
             progress=cfg.progress,
             checkpoint_every=int(cfg.checkpoint_every),
             started=started,
+            world=world,
+            metrics=metrics,
         )
         record.status = result.status
         record.error = "training loss became non-finite" if result.status == "diverged" else None
@@ -198,7 +219,8 @@ def refresh_leaderboard(results_dir: Path):
 
 
 def report(record: RunRecord, table, run_dir: Path, results_dir: Path) -> None:
-    """What the run did, its leaderboard row, and where the files are."""
+    """What the run did, its leaderboard row, and where the files are (its learning curve
+    among them)."""
     if record.status != "ok":
         print(f"run {record.status}: {record.error}", file=sys.stderr)
         if record.traceback:
@@ -218,7 +240,83 @@ def report(record: RunRecord, table, run_dir: Path, results_dir: Path) -> None:
         ]
         if not row.empty:
             print("leaderboard: " + format_row(row.iloc[0]))
-    print(f"record: {run_dir / RECORD_NAME}\nleaderboard: {results_dir / 'leaderboard.csv'}")
+    print(f"record: {run_dir / RECORD_NAME}")
+    for name in (METRICS_NAME, CURVE_NAME):
+        if (run_dir / name).exists():
+            print(f"{'metrics' if name == METRICS_NAME else 'learning curve'}: {run_dir / name}")
+    print(f"leaderboard: {results_dir / 'leaderboard.csv'}")
+
+
+@dataclass
+class Finished:
+    """What `run_once` did: the run's record, whether it was skipped (it had finished before),
+    its folder and the result set it belongs to."""
+
+    record: RunRecord
+    skipped: bool
+    run_dir: Path
+    result_set: Path
+
+
+def evaluation_steps(cfg: DictConfig):
+    """Whether the trainer evaluates after a step (every eval_every, and the last)."""
+    every, last = int(cfg.trainer.eval_every), int(cfg.trainer.max_steps)
+    return lambda step: step % every == 0 or step == last
+
+
+def train(cfg: DictConfig, run_dir: Path, world: World, previous: RunRecord | None) -> RunRecord:
+    """Trains the run, writes its record (rank 0) and ends its metrics log."""
+    metrics = None
+    if world.is_main:
+        identity = {
+            "task": cfg.task.name,
+            "model": cfg.model.name,
+            "profile": cfg.profile.name,
+            "seed": int(cfg.seed),
+        }
+        metrics = open_metrics_log(cfg, run_dir, evaluation_steps(cfg), identity)
+    try:
+        record = execute(cfg, run_dir, world, metrics)
+    except Preempted:
+        if metrics is not None:
+            metrics.finish(None)  # what was logged stays; the resumed run goes on from it
+        raise
+    if world.is_main:
+        store_record(record, run_dir, previous, forced=bool(cfg.force))
+        metrics.finish(record)
+    return record
+
+
+def run_once(cfg: DictConfig, choices: Mapping[str, str | None] | None = None) -> Finished:
+    """Runs (or skips, or resumes) the run `cfg` identifies, then refreshes the leaderboard of
+    its result set. See `run`."""
+    check_settings(cfg, choices)
+    run_dir = run_dir_for(cfg)
+    world = init_world(choose_device(cfg.device))
+    try:
+        # Rank 0 holds the lock and prepares the folder while the others wait.
+        with RunLock(run_dir) if world.is_main else contextlib.nullcontext():
+            previous = read_previous_record(run_dir) if world.is_main else None
+            skip = previous is not None and previous.status == "ok" and not cfg.force
+            if world.is_main and skip:
+                print(f"already finished: {run_dir} (force=true trains it again from step 0)")
+            elif world.is_main:
+                if cfg.force:
+                    discard_training_state(run_dir, previous)
+                print(f"run directory: {run_dir}")
+                OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            (skip,) = world.maximum(int(skip))
+            world.barrier()
+            if skip:
+                record = previous or RunRecord.read(run_dir / RECORD_NAME)
+            else:
+                record = train(cfg, run_dir, world, previous)
+        results_dir = result_set_dir(cfg)
+        if world.is_main:
+            report(record, refresh_leaderboard(results_dir), run_dir, results_dir)
+        return Finished(record, bool(skip), run_dir, results_dir)
+    finally:
+        world.close()
 
 
 def run(cfg: DictConfig, choices: Mapping[str, str | None] | None = None) -> RunRecord:
@@ -227,48 +325,64 @@ def run(cfg: DictConfig, choices: Mapping[str, str | None] | None = None) -> Run
     choices: Hydra's runtime choices (which experiment file was taken), when known. Raises
     SettingsError (a refused setting: nothing was written), RunLockedError (another process
     runs it) or Preempted (a signal stopped training after a checkpoint)."""
-    check_settings(cfg, choices)
-    run_dir = run_dir_for(cfg)
-    with RunLock(run_dir):
-        previous = read_previous_record(run_dir)
-        if previous is not None and previous.status == "ok" and not cfg.force:
-            print(f"already finished: {run_dir} (force=true trains it again from step 0)")
-            record = previous
-        else:
-            if cfg.force:
-                discard_training_state(run_dir, previous)
-            print(f"run directory: {run_dir}")
-            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-            record = execute(cfg, run_dir)
-            store_record(record, run_dir, previous, forced=bool(cfg.force))
-    results_dir = Path(cfg.results_dir)
-    report(record, refresh_leaderboard(results_dir), run_dir, results_dir)
-    return record
+    return run_once(cfg, choices).record
+
+
+def run_job(cfg: DictConfig, choices: Mapping[str, str | None] | None, job) -> float | None:
+    """One job of a multirun: the run, its outcome written for the sweep, nothing raised for
+    a run that was refused or failed (the sweep goes on). Returns the objective. A job that
+    several Slurm tasks run together (one rank each) has its outcome written by rank 0."""
+    started = time.time()
+    main = world_from_env().is_main
+    threads = prepare_joblib_job()
+    if threads is not None:
+        print(f"job {job.number}: {threads} torch thread(s) (cores / concurrent jobs)")
+    try:
+        finished = run_once(cfg, choices)
+    except (SettingsError, RunLockedError) as error:
+        print(f"lra_bench.run: error: {error}", file=sys.stderr)
+        if main:
+            job.fail("refused", str(error), started)
+        return None
+    except Preempted as stopped:
+        if main:
+            job.fail("stopped", f"{stopped}; the same sweep resumes it", started)
+        raise
+    if main:
+        job.finish(
+            finished.record, finished.skipped, finished.result_set, finished.run_dir, started
+        )
+    return finished.record.best_val_accuracy
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
-    multirun = hydra_config is not None and hydra_config.mode == RunMode.MULTIRUN
     choices = dict(hydra_config.runtime.choices) if hydra_config is not None else None
+    job = current_job()
     try:
+        if job is not None:
+            return run_job(cfg, choices, job)
         record = run(cfg, choices)
     except SettingsError as error:
         print(f"lra_bench.run: error: {error}", file=sys.stderr)
         sys.exit(2)
     except RunLockedError as error:
         print(f"lra_bench.run: error: {error}", file=sys.stderr)
-        if multirun:
-            return  # the sweep's other runs go on
         sys.exit(2)
     except Preempted as stopped:
         print(f"{stopped}; the same command resumes the run", file=sys.stderr)
         sys.exit(128 + stopped.signal_number)
-    # A sweep goes on past a run that did not end ok (it is recorded and counted); a single
-    # run says so in its exit status.
-    if record.status != "ok" and not multirun:
+    # A single run says how it ended in its exit status.
+    if record.status != "ok":
         sys.exit(1)
+    return record.best_val_accuracy
 
 
 if __name__ == "__main__":
-    main()
+    # Launchers (joblib, submitit) pickle the task function to hand it to their workers. Taken
+    # from the module lra_bench.run rather than from __main__, it is pickled by reference, not
+    # by value with every global it touches (some of which do not pickle).
+    from lra_bench.run import main as app
+
+    app()

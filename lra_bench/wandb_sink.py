@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -90,12 +91,16 @@ class WandbSink:
     def finish(self, record, files: list[Path]) -> None:
         import wandb
 
+        if self.run is None:  # the run failed before training started: nothing was logged
+            return
         if record is not None:
             data = record.to_dict()
             self.run.summary.update({k: data[k] for k in SUMMARY_FIELDS if k in data})
             record_path = self.run_dir / "record.json"
-            if record_path.exists():
-                self.run.save(str(record_path), base_path=str(self.run_dir), policy="now")
+            if record_path.exists():  # a copy: the record beside the run may be rewritten
+                copy = Path(self.run.dir) / record_path.name
+                shutil.copyfile(record_path, copy)
+                self.run.save(str(copy), base_path=self.run.dir, policy="now")
         images = {f"plots/{path.stem}": wandb.Image(str(path)) for path in files}
         if images:
             self.run.log(images)

@@ -9,7 +9,7 @@ on_multirun_end: the summary is then printed at exit instead, from the outcomes 
 
 In each job's process (wherever the launcher runs it): on_job_start writes the job's `started`
 outcome; on_job_end writes a `crashed` one if the app raised instead of writing its own. Single
-runs are left alone.
+runs are left alone; in a job that several Slurm tasks run together, rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from lra_bench.distributed import world_from_env
 from lra_bench.sweep.outcome import current_job, read_outcomes
 from lra_bench.sweep.summary import outcome_name, summary_text
 
@@ -93,12 +94,12 @@ class SweepCallback(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         job = current_job()
-        if job is not None:
+        if job is not None and world_from_env().is_main:  # rank 0 of a multi-task job
             job.started().write(job.folder)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         job = current_job()
-        if job is None or job_return.status != JobStatus.FAILED:
+        if job is None or job_return.status != JobStatus.FAILED or not world_from_env().is_main:
             return
         error = job_return._return_value  # the exception; `return_value` would raise it
         text = "".join(traceback.format_exception_only(type(error), error)).strip()
