@@ -99,9 +99,13 @@ def test_finished_line_and_log_relay(tmp_path):
         2, 1, outcome="ran", status="ok", best_val_accuracy=0.5, test_accuracy=0.4, seconds=8
     )
     assert finished_line(done, 3, 4) == (
-        "[sweep] 3 of 4 done | job 2 model=transformer seed=1 profile=smoke results_dir=/r: "
+        "[sweep] 3 of 4 done | job 2 model=transformer seed=1 profile=smoke: "
         "ran ok, best val 50.00%, test 40.00%, 8 s"
     )
+    oom = outcome(3, 0, outcome="failed", status="oom", error="OutOfMemoryError: CUDA", seconds=2)
+    assert finished_line(oom, 4, 4).endswith(": failed oom, 2 s: OutOfMemoryError: CUDA")
+    failed = outcome(3, 0, outcome="failed", status="failed", error="ValueError: x", seconds=2)
+    assert finished_line(failed, 4, 4).endswith(": failed, 2 s: ValueError: x")
     logs = tmp_path / "1234"
     logs.mkdir()
     out = logs / "1234_0_log.out"

@@ -16,14 +16,16 @@ import time
 from pathlib import Path
 
 from lra_bench.sweep.outcome import JobOutcome, read_outcomes
-from lra_bench.sweep.summary import outcome_name
+from lra_bench.sweep.summary import NOT_SHOWN, outcome_name, override_key
 
 
 def finished_line(outcome: JobOutcome, done: int, expected: int | None) -> str:
     """The line for a job that just finished."""
     progress = f"{done} of {expected} done" if expected else f"{done} done"
-    what = " ".join(outcome.overrides) or "(no overrides)"
-    result = f"{outcome_name(outcome)} {outcome.status or ''}".strip()
+    what = " ".join(o for o in outcome.overrides if override_key(o) not in NOT_SHOWN)
+    result = outcome_name(outcome)
+    if outcome.status and outcome.status != result:  # "ran ok", "failed oom"; not "failed failed"
+        result += f" {outcome.status}"
     if outcome.best_val_accuracy is not None:
         result += f", best val {100 * outcome.best_val_accuracy:.2f}%"
     if outcome.test_accuracy is not None:

@@ -20,7 +20,8 @@ def outcome_name(outcome: JobOutcome) -> str:
     return "died" if outcome.outcome == "started" else outcome.outcome
 
 
-def _key(override: str) -> str:
+def override_key(override: str) -> str:
+    """The key an override sets (`+trainer.x=1` -> trainer.x)."""
     return override.split("=", 1)[0].lstrip("+~")
 
 
@@ -33,7 +34,7 @@ def varying_overrides(outcomes: list[JobOutcome]) -> dict[int, str]:
         shown[outcome.job] = " ".join(
             o
             for o in outcome.overrides
-            if o not in common and _key(o) not in OWN_COLUMNS + NOT_SHOWN
+            if o not in common and override_key(o) not in OWN_COLUMNS + NOT_SHOWN
         )
     return shown
 
@@ -43,7 +44,7 @@ def _value(outcome: JobOutcome, name: str) -> str:
     value = getattr(outcome, name)
     if value is None:
         for override in outcome.overrides:
-            if _key(override) == name:
+            if override_key(override) == name:
                 return override.split("=", 1)[1]
         return "-"
     return str(value)
