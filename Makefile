@@ -15,6 +15,7 @@ MODELS   ?= $(MODEL)
 TASKS    ?= $(TASK)
 SEEDS    ?= 0,1,2
 LAUNCHER ?= basic
+# joblib: jobs at once (default -1: one per core, each with cores / jobs torch threads).
 JOBS     ?=
 # Hydra takes its flags (-m, --cfg=job, --info) before the overrides: ARGS is split in two, so
 # that `make bench ARGS='-m seed=0,1'` works. A flag with a value is written --flag=value.
@@ -34,7 +35,7 @@ ANTLR_VERSION := 4.9.3
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 	@echo "  bench takes MODEL=$(MODEL) TASK=$(TASK) PROFILE=$(PROFILE) SEED=$(SEED) RESULTS=$(RESULTS) ARGS='hydra flags and overrides'"
-	@echo "  sweep takes MODELS=$(MODELS) TASKS=$(TASKS) SEEDS=$(SEEDS) PROFILE=$(PROFILE) LAUNCHER=$(LAUNCHER) (basic|joblib|local|slurm) JOBS=n ARGS='...'"
+	@echo "  sweep takes MODELS=$(MODELS) TASKS=$(TASKS) SEEDS=$(SEEDS) PROFILE=$(PROFILE) LAUNCHER=$(LAUNCHER) (basic|joblib|local|slurm) JOBS=n (joblib; default one per core) ARGS='...'"
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 
@@ -48,7 +49,7 @@ bench: $(STAMP) ## train + evaluate one run, update the leaderboard
 	$(BIN)/python -m lra_bench.run $(HYDRA_FLAGS) task=$(TASK) model=$(MODEL) profile=$(PROFILE) seed=$(SEED) results_dir=$(RESULTS) $(HYDRA_OVERRIDES)
 
 sweep: $(STAMP) ## one multirun over MODELS x TASKS x SEEDS, then its summary table
-	$(BIN)/python -m lra_bench.run -m $(filter-out -m --multirun,$(HYDRA_FLAGS)) hydra/launcher=$(LAUNCHER) $(if $(JOBS),hydra.launcher.n_jobs=$(JOBS)) model=$(MODELS) task=$(TASKS) profile=$(PROFILE) seed=$(SEEDS) results_dir=$(RESULTS) $(HYDRA_OVERRIDES)
+	$(BIN)/python -m lra_bench.run -m $(filter-out -m --multirun,$(HYDRA_FLAGS)) hydra/launcher=$(LAUNCHER) $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(or $(JOBS),-1)) model=$(MODELS) task=$(TASKS) profile=$(PROFILE) seed=$(SEEDS) results_dir=$(RESULTS) $(HYDRA_OVERRIDES)
 
 test: $(STAMP) ## the default test suite (fast; no GPU needed)
 	$(BIN)/python -m pytest -q
