@@ -21,6 +21,7 @@ hydra/sweeper=tune.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import traceback
@@ -54,6 +55,12 @@ from lra_bench.records import RECORD_NAME, RunRecord
 from lra_bench.settings_check import SettingsError, check_settings
 from lra_bench.sweep.joblib_worker import prepare_joblib_job
 from lra_bench.sweep.outcome import current_job
+
+# Slurm's warning before a time limit: the trainer writes a checkpoint on SIGUSR1
+# (preemption.py), and `#SBATCH --signal=USR1@120` asks for it. submitit (hydra/launcher=slurm)
+# asks for and handles USR2 unless told otherwise here; it reads this when it is imported, in
+# this process (the batch script's --signal) and in each job (sbatch passes the environment).
+os.environ.setdefault("SUBMITIT_PREEMPT_SIGNAL", "USR1")
 
 # Where a forced rerun that did not end ok leaves its record when an ok one stays in place.
 FORCED_RERUN_NAME = "forced-rerun.json"

@@ -66,7 +66,8 @@ def test_the_slurm_launcher_writes_the_batch_script_a_cluster_needs(tmp_path):
     assert options["#SBATCH --mem"] == "64GB"
     assert options["#SBATCH --time"] == "600"
     assert options["#SBATCH --account"] == "lra"
-    assert options["#SBATCH --signal"].endswith("@120")  # a warning before the time limit
+    # The warning before the time limit is the signal the trainer checkpoints on.
+    assert options["#SBATCH --signal"] == "USR1@120"
     assert "\nsource .venv/bin/activate\n" in script
     # srun starts every task (rank) of the job; submitit's entry point runs the Hydra job there.
     (srun,) = [line for line in script.splitlines() if line.startswith("srun ")]

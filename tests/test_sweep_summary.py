@@ -1,6 +1,9 @@
 """A sweep's outcome files, live lines and summary table (lra_bench/sweep/), without running
 one (tests/test_sweeps.py runs real ones)."""
 
+from hydra.core.utils import JobReturn, JobStatus
+
+from lra_bench.sweep.callback import record_crash
 from lra_bench.sweep.monitor import LogRelay, finished_line
 from lra_bench.sweep.outcome import Job, JobOutcome, read_outcomes
 from lra_bench.sweep.summary import counts_line, job_table, varying_overrides
@@ -19,6 +22,29 @@ def test_outcomes_round_trip_through_their_files(tmp_path):
     job.fail("refused", "seed=-1: expected an integer")
     (failed,) = read_outcomes(tmp_path)
     assert failed.finished and failed.status == "refused" and "seed=-1" in failed.error
+
+
+def failed_return(error):
+    job_return = JobReturn()
+    job_return.status, job_return._return_value = JobStatus.FAILED, error
+    return job_return
+
+
+def test_a_job_that_raised_is_crashed_unless_it_said_why_first(tmp_path):
+    job = Job(number=0, overrides=["seed=0"], folder=tmp_path / "0")
+    job.started().write(job.folder)
+    record_crash(job, failed_return(RuntimeError("boom")))
+    (crashed,) = read_outcomes(tmp_path)
+    assert (crashed.outcome, crashed.status, crashed.error) == (
+        "failed",
+        "crashed",
+        "RuntimeError: boom",
+    )
+
+    stopped = Job(number=1, overrides=["seed=1"], folder=tmp_path / "1")
+    stopped.fail("stopped", "stopped by SIGTERM at step 3; the same sweep resumes it")
+    record_crash(stopped, failed_return(RuntimeError("Preempted")))  # the app re-raised
+    assert read_outcomes(tmp_path)[1].status == "stopped"
 
 
 def test_the_table_says_what_ran_was_skipped_failed_or_died():
@@ -110,11 +136,13 @@ def test_finished_line_and_log_relay(tmp_path):
     logs.mkdir()
     out = logs / "1234_0_log.out"
     out.write_text(
-        "run directory: x\ntrain listops:  50%|##   | 2/4\rtrain listops: 100%|####| 4/4"
+        "run directory: x\nevaluate val: 1/1\x1b[A\ntrain listops:  50%|##   | 2/4"
+        "\rtrain listops: 100%|####| 4/4"
     )
     relay = LogRelay(tmp_path, bar_every=0)
     assert relay.poll({"1234": "job 5"}) == [
         "[job 5] run directory: x",
+        "[job 5] evaluate val: 1/1",  # no cursor movement relayed
         "[job 5] train listops: 100%|####| 4/4",  # the bar's latest state, not every update
     ]
     with open(out, "a") as handle:

@@ -8,7 +8,7 @@ when a worker process is killed, e.g. by the out-of-memory killer), Hydra never 
 on_multirun_end: the summary is then printed at exit instead, from the outcomes there are.
 
 In each job's process (wherever the launcher runs it): on_job_start writes the job's `started`
-outcome; on_job_end writes a `crashed` one if the app raised instead of writing its own. Single
+outcome; on_job_end writes a `crashed` one if the app raised without writing a final one. Single
 runs are left alone; in a job that several Slurm tasks run together, rank 0 alone writes.
 """
 
@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from lra_bench.distributed import world_from_env
-from lra_bench.sweep.outcome import current_job, read_outcomes
+from lra_bench.sweep.outcome import OUTCOME_NAME, Job, JobOutcome, current_job, read_outcomes
 from lra_bench.sweep.summary import outcome_name, summary_text
 
 SUMMARY_NAME = "summary.txt"
@@ -44,6 +44,19 @@ def expected_jobs(config: DictConfig) -> int | None:
     return math.prod(
         len(list(o.sweep_string_iterator())) for o in overrides if o.is_sweep_override()
     )
+
+
+def record_crash(job: Job, job_return: JobReturn) -> None:
+    """A job whose app raised gets the outcome `crashed` with the exception, unless the app
+    wrote a final outcome before raising (a run stopped by a signal: `stopped`)."""
+    if job_return.status != JobStatus.FAILED:
+        return
+    path = job.folder / OUTCOME_NAME
+    if path.exists() and JobOutcome.read(path).finished:
+        return
+    error = job_return._return_value  # the exception; `return_value` would raise it
+    text = "".join(traceback.format_exception_only(type(error), error)).strip()
+    job.fail("crashed", text)
 
 
 class SweepCallback(Callback):
@@ -99,11 +112,8 @@ class SweepCallback(Callback):
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         job = current_job()
-        if job is None or job_return.status != JobStatus.FAILED or not world_from_env().is_main:
-            return
-        error = job_return._return_value  # the exception; `return_value` would raise it
-        text = "".join(traceback.format_exception_only(type(error), error)).strip()
-        job.fail("crashed", text)
+        if job is not None and world_from_env().is_main:
+            record_crash(job, job_return)
 
     def __getstate__(self) -> dict:
         """Launchers pickle the callbacks into their jobs: the monitor thread stays here."""

@@ -10,6 +10,7 @@ progress bars and result lines reach it directly.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -75,9 +76,15 @@ class LogRelay:
         return lines
 
 
+# Terminal control sequences (tqdm moves the cursor up for a nested bar): relayed under a
+# "[job N]" prefix they would move this console's cursor instead.
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def _last_state(text: str) -> str:
-    """What a terminal would show of a line that carriage returns rewrote (a progress bar)."""
-    states = [s for s in text.split("\r") if s.strip()]
+    """What a terminal would show of a line that carriage returns rewrote (a progress bar),
+    without control sequences."""
+    states = [s for s in _CONTROL.sub("", text).split("\r") if s.strip()]
     return states[-1].rstrip() if states else ""
 
 
