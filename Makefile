@@ -10,6 +10,17 @@ PROFILE ?= mini
 SEED    ?= 0
 RESULTS ?= results
 ARGS    ?=
+# `make sweep`: the product MODELS x TASKS x SEEDS (comma lists) in one Hydra multirun.
+MODELS   ?= $(MODEL)
+TASKS    ?= $(TASK)
+SEEDS    ?= 0,1,2
+LAUNCHER ?= basic
+# joblib: jobs at once (default -1: one per core, each with cores / jobs torch threads).
+JOBS     ?=
+# Hydra takes its flags (-m, --cfg=job, --info) before the overrides: ARGS is split in two, so
+# that `make bench ARGS='-m seed=0,1'` works. A flag with a value is written --flag=value.
+HYDRA_FLAGS     = $(filter -%,$(ARGS))
+HYDRA_OVERRIDES = $(filter-out -%,$(ARGS))
 # `make speed`: unset LENGTHS / BATCH leave lra-bench speed's own defaults (LRA's protocol).
 LENGTHS ?=
 BATCH   ?=
@@ -19,11 +30,12 @@ KERNELS_ARGS ?=
 ANTLR_VERSION := 4.9.3
 
 .DEFAULT_GOAL := help
-.PHONY: help setup bench test test-slow lint leaderboard speed kernels-bench gpu-check gpu-wheels clean
+.PHONY: help setup bench sweep test test-slow lint leaderboard speed kernels-bench gpu-check gpu-wheels clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
-	@echo "  bench takes MODEL=$(MODEL) TASK=$(TASK) PROFILE=$(PROFILE) SEED=$(SEED) RESULTS=$(RESULTS) ARGS='hydra overrides'"
+	@echo "  bench takes MODEL=$(MODEL) TASK=$(TASK) PROFILE=$(PROFILE) SEED=$(SEED) RESULTS=$(RESULTS) ARGS='hydra flags and overrides'"
+	@echo "  sweep takes MODELS=$(MODELS) TASKS=$(TASKS) SEEDS=$(SEEDS) PROFILE=$(PROFILE) LAUNCHER=$(LAUNCHER) (basic|joblib|local|slurm) JOBS=n (joblib; default one per core) ARGS='...'"
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 
@@ -34,7 +46,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 bench: $(STAMP) ## train + evaluate one run, update the leaderboard
-	$(BIN)/python -m lra_bench.run task=$(TASK) model=$(MODEL) profile=$(PROFILE) seed=$(SEED) results_dir=$(RESULTS) $(ARGS)
+	$(BIN)/python -m lra_bench.run $(HYDRA_FLAGS) task=$(TASK) model=$(MODEL) profile=$(PROFILE) seed=$(SEED) results_dir=$(RESULTS) $(HYDRA_OVERRIDES)
+
+sweep: $(STAMP) ## one multirun over MODELS x TASKS x SEEDS, then its summary table
+	$(BIN)/python -m lra_bench.run -m $(filter-out -m --multirun,$(HYDRA_FLAGS)) hydra/launcher=$(LAUNCHER) $(if $(filter joblib,$(LAUNCHER)),hydra.launcher.n_jobs=$(or $(JOBS),-1)) model=$(MODELS) task=$(TASKS) profile=$(PROFILE) seed=$(SEEDS) results_dir=$(RESULTS) $(HYDRA_OVERRIDES)
 
 test: $(STAMP) ## the default test suite (fast; no GPU needed)
 	$(BIN)/python -m pytest -q

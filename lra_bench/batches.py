@@ -5,6 +5,10 @@ Training batches are a pure function of (seed, step): epoch e is a permutation s
 epoch is dropped, as LRA does). A run resumed at step s therefore sees exactly the batches an
 uninterrupted run would have seen. Each batch is cut to its longest row, which is exact because
 the models ignore padding, and saves most of the compute on variable-length tasks.
+
+Several processes training one run (lra_bench/distributed.py) split each batch: process `part`
+of `parts` takes rows part, part + parts, ... of it, so together they see exactly the batch one
+process would.
 """
 
 from __future__ import annotations
@@ -50,20 +54,29 @@ class TrainBatches:
         self._epoch = -1
         self._order: np.ndarray | None = None
 
-    def rows(self, step: int) -> np.ndarray:
-        """The sorted row indices of batch `step` (sorted: faster memmap reads)."""
+    def rows(self, step: int, part: int = 0, parts: int = 1) -> np.ndarray:
+        """The sorted row indices of batch `step` (sorted: faster memmap reads), or of share
+        `part` of `parts` of it (rows part::parts)."""
         epoch, within = divmod(step, self.per_epoch)
         if epoch != self._epoch:
             self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.split))
             self._epoch = epoch
         start = within * self.batch_size
-        return np.sort(self._order[start : start + self.batch_size])
+        return np.sort(self._order[start : start + self.batch_size])[part::parts]
 
-    def batch(self, step: int) -> Batch:
-        return take(self.split, self.rows(step))
+    def batch(self, step: int, part: int = 0, parts: int = 1) -> Batch:
+        """The batch of `step`, or share `part` of `parts` of it (rows part::parts)."""
+        return take(self.split, self.rows(step, part, parts))
 
 
-def eval_batches(split: Split, batch_size: int) -> Iterator[Batch]:
-    """Every row of the split once, in order (the last batch may be smaller)."""
-    for start in range(0, len(split), batch_size):
-        yield take(split, np.arange(start, min(start + batch_size, len(split))))
+def eval_batches(split: Split, batch_size: int, part: int = 0, parts: int = 1) -> Iterator[Batch]:
+    """Every row of the split once, in order (the last batch may be smaller); or share `part`
+    of `parts` of them (rows part::parts), batches of up to `batch_size` of those."""
+    rows = np.arange(part, len(split), parts)
+    for start in range(0, len(rows), batch_size):
+        yield take(split, rows[start : start + batch_size])
+
+
+def eval_batch_count(split: Split, batch_size: int, part: int = 0, parts: int = 1) -> int:
+    """How many batches `eval_batches` yields (for a progress bar)."""
+    return -(-len(range(part, len(split), parts)) // batch_size)

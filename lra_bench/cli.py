@@ -51,8 +51,44 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (their examples keep their lines); every option's help ends
+    with its default, except flags, required options and help that states it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if shows_default(action) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """An option that takes a value, is not required and has a default worth saying."""
+    return (
+        bool(action.option_strings)
+        and action.nargs != 0  # store_true / store_false: the flag's help says what it does
+        and not action.required
+        and action.default not in (None, argparse.SUPPRESS)
+    )
+
+
+def parsers(parser: argparse.ArgumentParser):
+    """The parser and every sub-command's parser beneath it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from parsers(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="lra-bench", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="lra-bench",
+        description=__doc__,
+        epilog="training:  python -m lra_bench.run task=T model=M profile=P seed=S  (make bench)\n"
+        "sweeps:    python -m lra_bench.run -m model=a,b seed=0,1 ...  (make sweep)\n"
+        "`lra-bench COMMAND --help` lists a command's options and their defaults.",
+    )
     parser.add_argument(
         "--debug", action="store_true", help="show the traceback of an error, not one line"
     )
@@ -67,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         module.register_generate(generators)
     for module in COMMANDS:
         module.register(commands)
+    for each in parsers(parser):
+        each.formatter_class = HelpFormatter
     return parser
 
 

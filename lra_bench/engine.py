@@ -7,6 +7,11 @@ The run directory holds the checkpoints (lra_bench/checkpoints.py): `last.pt` (e
 needed to resume, written every `checkpoint_every` steps, at each evaluation, and on SIGTERM /
 SIGUSR1), `previous.pt` (the state before it) and `best.pt` (the best-validation weights). A run
 that resumes goes on bit for bit as if it had never stopped.
+
+Two seams lead out of the loop: `world` (lra_bench/distributed.py), the processes training one
+run together under torchrun or Slurm (each takes its share of every batch; rank 0 alone writes
+checkpoints and shows progress), and `metrics` (lra_bench/metrics_log.py), told of every step
+and every evaluation, which it turns into metrics.csv and, with logger=wandb, W&B.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from torch import nn
 from tqdm import tqdm
 
 from lra_bench.checkpoints import Checkpoints, copy_weights
+from lra_bench.distributed import World
+from lra_bench.metrics_log import MetricsLog, gradient_norm
 from lra_bench.objectives import CLASSIFICATION, Objective, classification_loss
 from lra_bench.optim import SCHEDULES, build_optimizer, build_scheduler
 from lra_bench.preemption import Preempted, StopSignals
@@ -92,20 +99,30 @@ def train_step(
     precision: str,
     grad_clip: float | None = None,
     loss_fn: Callable[[nn.Module, tuple, torch.device], torch.Tensor] = classification_loss,
+    reduce: Callable[[float], float] | None = None,
 ) -> float:
     """One optimizer step, the same in training and in the speed protocol: forward and backward
     over `accumulate` micro-batches, each one's loss `loss_fn(model, batch, device)` (by default
     the cross-entropy of (tokens (B, L) or (B, 2, L), lengths, labels (B,))); clipping; the
     optimizer step. Returns the mean loss; when it is not finite no step is taken (the caller
-    decides what that means)."""
+    decides what that means).
+
+    A DistributedDataParallel model averages the gradients of the ranks after the last
+    micro-batch only (`no_sync` before it); `reduce` (World.mean) then makes the loss the mean
+    over the ranks, so that every rank takes the same decision on a non-finite one."""
     optimizer.zero_grad(set_to_none=True)
     loss_sum = 0.0
-    for batch in micro_batches:
-        with autocast_context(device, precision):
-            loss = loss_fn(model, batch, device)
-        (loss / accumulate).backward()
+    skip_sync = getattr(model, "no_sync", None)
+    for index, batch in enumerate(micro_batches):
+        local = skip_sync() if skip_sync and index < accumulate - 1 else contextlib.nullcontext()
+        with local:
+            with autocast_context(device, precision):
+                loss = loss_fn(model, batch, device)
+            (loss / accumulate).backward()
         loss_sum += loss.item()
     loss_value = loss_sum / accumulate
+    if reduce is not None:
+        loss_value = reduce(loss_value)
     if not math.isfinite(loss_value):
         return loss_value
     if grad_clip:
@@ -122,13 +139,16 @@ def evaluate(
     device: torch.device,
     precision: str,
     objective: Objective = CLASSIFICATION,
+    world: World | None = None,
+    progress: str | None = None,
 ) -> float:
     """The objective's score of `model` on every example of `split` (accuracy by default), in
-    eval mode."""
+    eval mode; with several ranks they share the work (see the objective). `progress`: a bar
+    with that name (rank 0)."""
     was_training = model.training
     model.eval()
     with autocast_context(device, precision):
-        score = objective.score(model, split, batch_size, device)
+        score = objective.score(model, split, batch_size, device, world or World(), progress)
     model.train(was_training)
     return score
 
@@ -159,6 +179,8 @@ def train_and_evaluate(
     started: float | None = None,
     log: Callable[[str], None] = print,
     objective: Objective = CLASSIFICATION,
+    world: World | None = None,
+    metrics: MetricsLog | None = None,
 ) -> TrainResult:
     """Trains `model` on data.splits['train'] for `objective`, selects on its score on 'val'
     (TrainResult's `*_val_accuracy` hold that score), reports 'test' when the objective does.
@@ -166,8 +188,10 @@ def train_and_evaluate(
     Resumes from the run's checkpoint when there is one. checkpoint_every: steps between
     checkpoints besides those at evaluations (0: only at evaluations). started: when this
     process began the run (time.time()), for the wall time a checkpoint carries. A SIGTERM ends
-    training with a checkpoint and `Preempted`."""
+    training with a checkpoint and `Preempted`. world: this process among those training the
+    run together (default: the only one). metrics: told of every step and evaluation."""
     started = time.time() if started is None else started
+    world = world or World()
     model.to(device)
     optimizer = build_optimizer(
         model, config.lr, config.weight_decay, tuple(config.betas), config.eps
@@ -179,33 +203,52 @@ def train_and_evaluate(
             f"trainer.batch_size={config.batch_size} is not divisible by "
             f"trainer.grad_accum={config.grad_accum}"
         )
+    world.check_batch(micro_batch)
     batches = objective.train_batches(data.splits["train"], micro_batch, seed)
     val_key = f"val_{objective.metric}"
 
-    def validate(split: str) -> float:
+    def validate(split: str, bar_name: str) -> float:
         return evaluate(
-            model, data.splits[split], config.eval_batch_size, device, config.precision, objective
+            model,
+            data.splits[split],
+            config.eval_batch_size,
+            device,
+            config.precision,
+            objective,
+            world,
+            progress=bar_name if progress else None,
         )
 
     checkpoints = Checkpoints(run_dir, model, optimizer, scheduler, device, config.max_steps)
-    resumed = checkpoints.resume()
-    for message in resumed.messages:
+    # Rank 0 resumes first: it alone sets a damaged checkpoint aside; the others then read
+    # what it left.
+    resumed = checkpoints.resume() if world.is_main else None
+    world.barrier()
+    resumed = resumed or checkpoints.resume()
+    for message in resumed.messages if world.is_main else ():
         log(message)
     state, best_weights = resumed.progress, resumed.best_weights
     earlier_wall = state.wall_seconds
+    trained = world.wrap(model, device)  # after the resume: DDP starts from rank 0's weights
+    if metrics is not None:
+        metrics.start(state.step)
 
     def save_checkpoint() -> None:
         state.wall_seconds = earlier_wall + (time.time() - started)
-        checkpoints.save(state, best_weights)
+        if world.is_main:
+            checkpoints.save(state, best_weights)
 
     def evaluate_and_keep_best(loss_value: float) -> None:
         nonlocal best_weights
-        val = validate("val")
+        val = validate("val", "evaluate val")
         state.history.append({"step": state.step, "train_loss": loss_value, val_key: val})
+        if metrics is not None:
+            metrics.evaluation(state.step, val)
         if state.best_val is None or val > state.best_val:
             state.best_val, state.best_step = val, state.step
             best_weights = copy_weights(model)
-            checkpoints.save_best(best_weights, state.step)
+            if world.is_main:
+                checkpoints.save_best(best_weights, state.step)
         bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val:.3f}", best=f"{state.best_val:.3f}")
 
     status = "ok"
@@ -214,7 +257,7 @@ def train_and_evaluate(
         initial=state.step,
         desc=f"train {data.name}",
         unit="step",
-        disable=not progress,
+        disable=not progress or not world.is_main,
         file=sys.stderr,
         dynamic_ncols=True,
     )
@@ -223,11 +266,14 @@ def train_and_evaluate(
     with StopSignals() as signals:
         while state.step < config.max_steps:
             micro_batches = (
-                batches.batch(state.step * config.grad_accum + micro)
+                batches.batch(state.step * config.grad_accum + micro, world.rank, world.size)
                 for micro in range(config.grad_accum)
             )
+            world.seed_step(seed, state.step)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step takes
+            tic = time.perf_counter()
             loss_value = train_step(
-                model,
+                trained,
                 optimizer,
                 micro_batches,
                 config.grad_accum,
@@ -235,6 +281,7 @@ def train_and_evaluate(
                 config.precision,
                 config.grad_clip,
                 loss_fn=objective.loss,
+                reduce=world.mean if world.distributed else None,
             )
             if not math.isfinite(loss_value):
                 status, state.last_loss = "diverged", loss_value
@@ -243,13 +290,25 @@ def train_and_evaluate(
             state.step += 1
             state.last_loss = loss_value
             bar.update(1)
+            if metrics is not None:
+                metrics.step(
+                    state.step,
+                    loss_value,
+                    lr,
+                    time.perf_counter() - tic,
+                    grad_norm=lambda: gradient_norm(model),
+                )
 
+            # A signal reaches the ranks at different steps: they act on it together.
+            stop_signal, checkpoint_requested = world.maximum(
+                signals.stop_signal or 0, int(signals.checkpoint_requested)
+            )
             evaluate_now = state.step % config.eval_every == 0 or state.step == config.max_steps
             checkpoint_now = (
                 evaluate_now
                 or (checkpoint_every > 0 and state.step % checkpoint_every == 0)
-                or signals.checkpoint_requested
-                or signals.stop_signal is not None
+                or checkpoint_requested
+                or stop_signal
             )
             if not checkpoint_now:
                 continue
@@ -258,9 +317,9 @@ def train_and_evaluate(
                 evaluate_and_keep_best(loss_value)
             save_checkpoint()
             signals.checkpoint_requested = False
-            if signals.stop_signal is not None:
+            if stop_signal:
                 bar.close()
-                raise Preempted(signals.stop_signal, state.step)
+                raise Preempted(stop_signal, state.step)
             watch.restart()
     state.train_seconds += watch.lap()  # steps since the last checkpoint (or a break)
     bar.close()
@@ -268,8 +327,8 @@ def train_and_evaluate(
     val_acc = test_acc = None
     if best_weights is not None:
         model.load_state_dict(best_weights)
-        val_acc = validate("val")
-        test_acc = validate("test") if objective.reports_test else None
+        val_acc = validate("val", "evaluate val (best step)")
+        test_acc = validate("test", "evaluate test (best step)") if objective.reports_test else None
     return TrainResult(
         status=status,
         steps=state.step,

@@ -32,6 +32,8 @@ NON_IDENTIFYING_KEYS = (
     "kernels",
     "wandb",
     "checkpoint_every",  # how often a resume state is written: never what is computed
+    "logger",  # where metrics are written (metrics.csv, W&B), never what is computed
+    "tuning",  # which study a trial belongs to: its result set, like results_dir
 )
 
 
@@ -95,10 +97,23 @@ def config_hash(cfg: DictConfig | dict, include_seed: bool = True) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+TUNING_DIR = "tuning"
+
+
+def result_set_dir(cfg: DictConfig) -> Path:
+    """The result set a run belongs to (its records under runs/, its own leaderboard):
+    results_dir, or results_dir/tuning/<study> for a tuning trial (`tuning=<study>`), so that
+    trials never mix with the canonical runs of results_dir."""
+    tuning = cfg.get("tuning")
+    if tuning:
+        return Path(cfg.results_dir) / TUNING_DIR / str(tuning)
+    return Path(cfg.results_dir)
+
+
 def run_dir_for(cfg: DictConfig) -> Path:
-    """results_dir/runs/<task>/<model>/<profile>/seed<seed>-<hash>."""
+    """<result set>/runs/<task>/<model>/<profile>/seed<seed>-<hash> (see result_set_dir)."""
     return (
-        Path(cfg.results_dir)
+        result_set_dir(cfg)
         / "runs"
         / str(cfg.task.name)
         / str(cfg.model.name)

@@ -205,6 +205,8 @@ def format_row(row: pd.Series) -> str:
         side = "- points above"
     protocol = getattr(row, "protocol", SCRATCH)
     where = f"{row.profile}" if protocol == SCRATCH else f"{row.profile}, {protocol}"
+    if not row.seeds:  # every run of the row failed: no accuracy to state
+        return f"{row.task} | {row.model} | {where} | {row.variant}: no run ok, {row.failed} failed"
     line = (
         f"{row.task} | {row.model} | {where} | {row.variant}: test accuracy "
         f"{_fmt(row.test_acc_mean)}%{std} over {row.seeds} seed(s), {row.failed} failed; "

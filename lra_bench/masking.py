@@ -54,12 +54,16 @@ class PretrainBatches:
         self.order = TrainBatches(split, batch_size, seed)
         self.split, self.seed, self.ratio = split, seed, ratio
 
-    def batch(self, index: int) -> PretrainBatch:
+    def batch(self, index: int, part: int = 0, parts: int = 1) -> PretrainBatch:
+        """Batch `index`, or share `part` of `parts` of its sequences (part::parts). The mask
+        is drawn for the whole batch first, so that the shares of all ranks together are
+        exactly one process's batch."""
         tokens, lengths = separate_documents(*take_inputs(self.split, self.order.rows(index)))
         if self.ratio is None:
-            return tokens, lengths, None
+            return tokens[part::parts], lengths[part::parts], None
         rng = np.random.default_rng([self.seed, index, TRAIN_STREAM])
-        return tokens, lengths, draw_mask(lengths, tokens.shape[1], self.ratio, rng)
+        masked = draw_mask(lengths, tokens.shape[1], self.ratio, rng)
+        return tokens[part::parts], lengths[part::parts], masked[part::parts]
 
 
 def validation_batches(split: Split, batch_size: int, ratio: float | None) -> Iterator:

@@ -6,26 +6,32 @@ loss of one batch and the validation score (higher is better) that picks the bes
                         or next-element prediction, with a V-way or an L1 target
 
 The loop (lra_bench/engine.py) is the same for all; it runs `loss` and `score` under its
-autocast and `score` in eval mode without gradients.
+autocast and `score` in eval mode without gradients. Under several processes (a `World` of
+lra_bench/distributed.py) each rank's batches are its share of the global batch, and the
+classification score is summed over the ranks' shares of the split.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
-from lra_bench.batches import TrainBatches, eval_batches
+from lra_bench.batches import TrainBatches, eval_batch_count, eval_batches
+from lra_bench.distributed import World
 from lra_bench.masking import PretrainBatches, validation_batches
 from models.pretraining import PIXEL_LEVELS
 from tasks.base import Split
 
 
 class BatchSource(Protocol):
-    def batch(self, index: int) -> tuple: ...
+    def batch(self, index: int, part: int = 0, parts: int = 1) -> tuple: ...
 
 
 class Objective(Protocol):
@@ -40,7 +46,29 @@ class Objective(Protocol):
 
     def loss(self, model: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor: ...
 
-    def score(self, model: nn.Module, split: Split, batch_size: int, device) -> float: ...
+    def score(
+        self,
+        model: nn.Module,
+        split: Split,
+        batch_size: int,
+        device,
+        world: World | None = None,
+        progress: str | None = None,
+    ) -> float: ...
+
+
+def progress_bar(batches: Iterable, total: int, progress: str | None, world: World) -> Iterable:
+    """`batches` behind an evaluation bar named `progress` on rank 0 (none when None)."""
+    return tqdm(
+        batches,
+        total=total,
+        desc=progress,
+        unit="batch",
+        leave=False,
+        disable=progress is None or not world.is_main,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
 
 def classification_loss(model: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor:
@@ -63,12 +91,29 @@ class Classification:
     def loss(self, model: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor:
         return classification_loss(model, batch, device)
 
-    def score(self, model: nn.Module, split: Split, batch_size: int, device) -> float:
-        """Accuracy of `model` on every example of `split`."""
+    def score(
+        self,
+        model: nn.Module,
+        split: Split,
+        batch_size: int,
+        device,
+        world: World | None = None,
+        progress: str | None = None,
+    ) -> float:
+        """Accuracy of `model` on every example of `split`; with several ranks each takes its
+        share of the rows and the counts are summed."""
+        world = world or World()
+        batches = progress_bar(
+            eval_batches(split, batch_size, world.rank, world.size),
+            eval_batch_count(split, batch_size, world.rank, world.size),
+            progress,
+            world,
+        )
         correct = 0
-        for tokens, lengths, labels in eval_batches(split, batch_size):
+        for tokens, lengths, labels in batches:
             logits = model(tokens.to(device), lengths.to(device))
             correct += (logits.argmax(-1).cpu() == labels).sum().item()
+        (correct,) = world.total(correct)
         return correct / max(1, len(split))
 
 
@@ -134,12 +179,29 @@ class LanguageModelling:
             total = F.l1_loss(predictions, targets, reduction="sum")
         return total / max(1, len(targets))
 
-    def measure(self, model: nn.Module, split: Split, batch_size: int, device) -> dict:
+    def measure(
+        self,
+        model: nn.Module,
+        split: Split,
+        batch_size: int,
+        device,
+        world: World | None = None,
+        progress: str | None = None,
+    ) -> dict:
         """Every validation figure over the scored positions of `split`: positions; for
-        'token' accuracy and loss (mean cross-entropy); for 'l1' l1 (mean |error|) and r2."""
+        'token' accuracy and loss (mean cross-entropy); for 'l1' l1 (mean |error|) and r2.
+        Every rank scores the whole split (its masks are drawn per block of rows, so a share
+        would change them): the same figures on every rank, at the cost of repeated work."""
+        world = world or World()
         count, correct, loss, l1 = 0, 0, 0.0, 0.0
         sum_y = sum_y2 = sum_err2 = 0.0
-        for batch in validation_batches(split, batch_size, self._ratio()):
+        batches = progress_bar(
+            validation_batches(split, batch_size, self._ratio()),
+            eval_batch_count(split, batch_size),
+            progress,
+            world,
+        )
+        for batch in batches:
             predictions, targets = self._predict(model, batch, device)
             count += len(targets)
             if self.target == "token":
@@ -158,6 +220,14 @@ class LanguageModelling:
         r2 = 1.0 - sum_err2 / total if total > 0 else float("nan")
         return {"positions": count, "l1": l1 / n, "r2": r2}
 
-    def score(self, model: nn.Module, split: Split, batch_size: int, device) -> float:
-        figures = self.measure(model, split, batch_size, device)
+    def score(
+        self,
+        model: nn.Module,
+        split: Split,
+        batch_size: int,
+        device,
+        world: World | None = None,
+        progress: str | None = None,
+    ) -> float:
+        figures = self.measure(model, split, batch_size, device, world, progress)
         return figures["accuracy" if self.target == "token" else "r2"]

@@ -9,7 +9,8 @@ the composed config to:
   kernels key that `KernelSettings` lacks; a key of a `_target_` node that its class or function
   does not take.
 - values: `seed` an integer in [0, 2^32); `device` auto / cpu / cuda[:N] (CUDA present when
-  asked for); `progress`, `force` booleans; `checkpoint_every` >= 0; `results_dir` and
+  asked for); `progress`, `force` booleans; `checkpoint_every` >= 0; `tuning` null or a study
+  name; `logger` csv or wandb (wandb installed), `logger.every` >= 1; `results_dir` and
   `data_root` folders (or not yet there); every trainer field of the type `TrainerConfig`
   declares, within the bounds its metadata gives; the kernels node as `models.ops.configure`
   accepts it; integer / float / boolean arguments of `_target_` nodes as their signatures say.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import inspect
 import math
 import types
@@ -47,10 +49,13 @@ from lra_bench.engine import TrainerConfig
 # Keys Hydra reads from a `_target_` node itself; the rest are arguments of the target.
 HYDRA_NODE_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 # Group nodes whose own keys (not only their `_target_` children's) are checked against conf/.
-CHECKED_NODES = ("model", "task", "profile", "attention", "pretrain")
-GROUPS = ("task", "model", "profile")  # config groups whose files sit at their group's key
+CHECKED_NODES = ("model", "task", "profile", "attention", "pretrain", "logger")
+GROUPS = ("task", "model", "profile")  # the groups that name a run (and its experiment file)
+# Config groups whose files sit at their group's key.
+GROUP_FILES = (*GROUPS, "logger")
 # Config groups whose files sit at another key (conf/config.yaml's defaults say `@pretrain`).
 PACKAGES = {"pretrain": "pretrain", "pretrain_profile": "pretrain"}
+LOGGERS = ("csv", "wandb")
 SEED_LIMIT = 2**32  # numpy's global seed must be below it
 
 
@@ -97,7 +102,7 @@ def settings_problems(
 def known_keys() -> dict[str, set[str]]:
     """{'': top-level keys, node: its keys} defined anywhere in conf/: config.yaml, the group
     files (at their group's key) and the `_global_` files (task_profile/, experiment/, profile/)."""
-    known: dict[str, set[str]] = {"": set(GROUPS)}
+    known: dict[str, set[str]] = {"": set(GROUP_FILES)}
     for path in sorted(CONF_DIR.rglob("*.yaml")):
         relative = path.relative_to(CONF_DIR)
         if relative.parts[0] in ("hydra", "speed"):
@@ -108,7 +113,7 @@ def known_keys() -> dict[str, set[str]]:
             continue
         content.pop("defaults", None)
         content.pop("hydra", None)
-        if "@package _global_" not in text and relative.parts[0] in (*GROUPS, *PACKAGES):
+        if "@package _global_" not in text and relative.parts[0] in (*GROUP_FILES, *PACKAGES):
             content = {PACKAGES.get(relative.parts[0], relative.parts[0]): content}
         for key, value in content.items():
             known[""].add(key)
@@ -126,6 +131,7 @@ def unknown_keys(config: dict) -> list[str]:
         problems.append(
             f"unknown setting(s) {', '.join(extra)}: no file of conf/ defines them "
             "(a `+key=value` adds a key; check its spelling)"
+            + ("; W&B logging is logger=wandb" if "wandb" in extra else "")
         )
     for node in CHECKED_NODES:
         if isinstance(config.get(node), dict):
@@ -161,6 +167,27 @@ def run_setting_problems(config: dict) -> list[str]:
         elif Path(value).exists() and not Path(value).is_dir():
             problems.append(f"{name}={value!r}: is a file, expected a folder")
     problems += device_problems(config.get("device"))
+    tuning = config.get("tuning")
+    if tuning is not None and (not isinstance(tuning, str) or not tuning or "/" in tuning):
+        problems.append(f"tuning={_show(tuning)}: expected null or a study name (no '/')")
+    problems += logger_problems(config.get("logger"))
+    return problems
+
+
+def logger_problems(node: object) -> list[str]:
+    """logger: one of LOGGERS, a positive `every`; wandb importable when asked for."""
+    if not isinstance(node, dict):
+        return [f"logger={node!r}: expected one of {', '.join(LOGGERS)} (conf/logger/)"]
+    problems = []
+    name, every = node.get("name"), node.get("every")
+    if name not in LOGGERS:
+        problems.append(f"logger.name={_show(name)}: expected one of {', '.join(LOGGERS)}")
+    if not _is_int(every) or every < 1:
+        problems.append(f"logger.every={_show(every)}: expected an integer >= 1")
+    if name == "wandb" and importlib.util.find_spec("wandb") is None:
+        problems.append(
+            "logger=wandb: the wandb package is not installed (pip install 'lra-bench[logging]')"
+        )
     return problems
 
 

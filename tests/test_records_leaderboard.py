@@ -121,3 +121,12 @@ def test_row_line_says_below_when_under_the_majority_rate():
     )
     assert "(0.4 points below)" in format_row(row)
     assert "(2.5 points above)" in format_row(row.copy().replace(-0.4, 2.5))
+    # A row whose every run failed (e.g. one job of a sweep) states no accuracy.
+    failed = row.copy()
+    failed[["test_acc_mean", "seeds", "failed", "above_majority"]] = [
+        float("nan"),
+        0,
+        2,
+        float("nan"),
+    ]
+    assert format_row(failed) == "pathfinder | transformer | mini | abc: no run ok, 2 failed"

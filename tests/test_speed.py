@@ -248,7 +248,11 @@ def test_out_of_memory_is_recorded_and_longer_lengths_skipped(tmp_path):
         matmul_size=0,
         worker_args=["--inject-allocation-gb=0.2"],  # 200 MB against a 50 MB cap
     )
-    table = run_speed(settings, tmp_path, log=lambda line: None).set_index("length")
+    lines = []
+    table = run_speed(settings, tmp_path, log=lines.append).set_index("length")
+    assert "2 measurements (1 models x 2 lengths), each in a fresh process" in lines
+    assert any(line.startswith("1 of 2, ETA ") and "L=64: oom" in line for line in lines)
+    assert any(line.startswith("2 of 2 | transformer L=128: skipped") for line in lines)
     assert table.loc[64, "status"] == "oom"
     assert "can't allocate memory" in table.loc[64, "error"]
     assert table.loc[128, "status"] == "skipped"
@@ -284,3 +288,18 @@ def test_models_all_means_every_model_config():
     assert _names("all") == sorted(names_in("model"))
     assert "transformer_explicit" in _names("all")
     assert _names("s4, mamba") == ["s4", "mamba"]
+
+
+def test_progress_counts_measurements_and_estimates_the_time_left():
+    from lra_bench.speed.runner import Progress
+
+    progress = Progress(4)
+    assert progress.line() == "0 of 4, ETA unknown"
+    progress.measured(10.0)
+    assert progress.line() == "1 of 4, ETA 30 s"
+    progress.measured(110.0)  # mean 60 s, two to go
+    assert progress.line() == "2 of 4, ETA 2 min"
+    progress.skipped()  # a skipped length costs nothing and is one fewer to come
+    assert progress.line() == "3 of 4, ETA 1 min"
+    progress.measured(60.0)
+    assert progress.line() == "4 of 4"

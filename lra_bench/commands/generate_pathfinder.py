@@ -49,7 +49,13 @@ def register_generate(generators: argparse._SubParsersAction) -> None:
         required=True,
         help="official: the root that gets pathfinder<R>/<curv_*>/; shards: the shard folder",
     )
-    parser.add_argument("--resolution", type=int, default=32, choices=[32, 64, 128, 256])
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        default=32,
+        choices=[32, 64, 128, 256],
+        help="image side in pixels (Path-X: 128)",
+    )
     parser.add_argument(
         "--difficulty",
         default="hard",
@@ -57,7 +63,7 @@ def register_generate(generators: argparse._SubParsersAction) -> None:
         help="contour length 6 / 9 / 14 (LRA uses hard)",
     )
     parser.add_argument("--count", type=int, default=200_000, help="images (LRA: 200000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument("--workers", type=int, default=2, help="generator processes")
     parser.add_argument(
         "--format",

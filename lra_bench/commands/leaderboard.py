@@ -31,5 +31,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="results",
         help="a results folder: its records are DIR/runs/<task>/<model>/<profile>/<run>/",
     )
-    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--no-plot", action="store_true", help="write the tables only, no plots")
     parser.set_defaults(handler=run)

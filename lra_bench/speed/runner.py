@@ -335,17 +335,61 @@ def run_speed(
     log(header[2])
     rows: list[dict] = []
     table = previous
+    progress = Progress(len(settings.models) * len(settings.lengths))
+    log(
+        f"{progress.total} measurements ({len(settings.models)} models x "
+        f"{len(settings.lengths)} lengths), each in a fresh process"
+    )
     for model in settings.models:
         stopped = None  # (length, status) that ends this model's run
         for length in settings.lengths:
             if stopped is not None:
                 row = skipped_row(model, length, settings, machine, stopped)
+                progress.skipped()
             else:
+                tic = time.perf_counter()
                 row = measure(model, length, settings, machine)
+                progress.measured(time.perf_counter() - tic)
                 if row["status"] in FAILED:
                     stopped = (length, row["status"])
             rows.append(row)
-            log(f"{model} L={length}: {_describe(row)}")
+            log(f"{progress.line()} | {model} L={length}: {_describe(row)}")
             table = merge(previous, rows)
             write_speed_csv(table, path, header)
     return table
+
+
+class Progress:
+    """ "N of M" and the time left: the mean time of the measurements so far, times the ones
+    still to come (a length skipped after an out-of-memory or a timeout takes none)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._measured = 0
+        self._seconds = 0.0
+
+    def measured(self, seconds: float) -> None:
+        self.done += 1
+        self._measured += 1
+        self._seconds += seconds
+
+    def skipped(self) -> None:
+        self.done += 1
+
+    def line(self) -> str:
+        left = self.total - self.done
+        if not left:
+            return f"{self.done} of {self.total}"
+        eta = left * self._seconds / self._measured if self._measured else None
+        return f"{self.done} of {self.total}, ETA {_duration(eta)}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
