@@ -48,6 +48,9 @@ CFLAGS = ["-O3", "-fopenmp", "-fno-trapping-math", "-DNDEBUG"]
 # -fopenmp links libgomp; at run time its soname resolves to the libgomp that torch has already
 # loaded, so at::parallel_for in the kernel uses torch's thread pool and torch.get_num_threads().
 LDFLAGS = ["-fopenmp"]
+# Headers every kernel includes (kernel_common.h): an include path of every build, and part of
+# every kernel's build name, so that a change to them rebuilds the kernels.
+COMMON_HEADERS = Path(__file__).resolve().parent / "csrc"
 
 
 @dataclass
@@ -108,8 +111,10 @@ def extensions_root() -> Path:
 
 
 def kernel_name(stem: str, source: Path, cflags: Sequence[str]) -> str:
-    """stem_<cpu capability>_<hash of source, flags, torch version>."""
+    """stem_<cpu capability>_<hash of source, common headers, flags, torch version>."""
     digest = hashlib.sha256(source.read_bytes())
+    for header in sorted(COMMON_HEADERS.glob("*.h")):
+        digest.update(header.read_bytes())
     digest.update(" ".join([*cflags, *LDFLAGS, torch.__version__]).encode())
     capability = torch.backends.cpu.get_cpu_capability().lower()
     return f"{stem}_{capability}_{digest.hexdigest()[:10]}"
@@ -149,6 +154,7 @@ def _build_or_load(name: str, source: Path, cflags: list[str]) -> LoadedKernel:
                 # (copies: cpp_extension appends its own flags to these lists)
                 extra_cflags=list(cflags),
                 extra_ldflags=list(LDFLAGS),
+                extra_include_paths=[str(COMMON_HEADERS)],
                 build_directory=str(folder),
                 is_python_module=False,
                 verbose=False,

@@ -29,6 +29,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "kernel_common.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -38,29 +40,8 @@
 
 namespace {
 
-// exp(x) in float with ~2 ulp error (Cephes' expf), branch-free so that loops calling it
-// vectorise (the same function as the selective scan's kernel). Arguments here are <= 0.
-inline float exp_approx(float x) {
-  const bool underflows = x < -87.3f;
-  x = x < -87.3f ? -87.3f : x;
-  x = x > 88.0f ? 88.0f : x;
-  const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - k * 0.693359375f;
-  r = r + k * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t exponent = (static_cast<int32_t>(k) + 127) << 23;
-  const float result = p * std::bit_cast<float>(exponent);
-  return underflows ? 0.0f : result;
-}
-
-// float64 is for checking against the reference to 1e-9: the library exp.
-inline double exp_approx(double x) { return std::exp(x); }
+using lra_kernels::guarded;
+using lra_kernels::exp_approx;
 
 struct Sizes {
   int64_t batch, heads, length, keys, values, chunk, n_chunks;
@@ -212,19 +193,6 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, const Args<T>& g
       }
     }
     if (g.grad_h0 != nullptr) std::copy_n(lambda, plane, g.grad_h0 + task * plane);
-  }
-}
-
-// An exception must not cross the C boundary: it becomes a non-zero return (the caller raises).
-template <typename F>
-int guarded(F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const std::bad_alloc&) {
-    return 2;
-  } catch (...) {
-    return 1;
   }
 }
 

@@ -26,6 +26,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "kernel_common.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -33,6 +35,8 @@
 #include <vector>
 
 namespace {
+
+using lra_kernels::guarded;
 
 struct Sizes {
   int64_t batch, length, heads, width, groups, states, chunk, n_chunks;
@@ -224,19 +228,6 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, int64_t parts,
       }
       std::copy_n(lambda, plane, g.grad_h0 + row * plane);
     }
-  }
-}
-
-// An exception must not cross the C boundary: it becomes a non-zero return (the caller raises).
-template <typename F>
-int guarded(F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const std::bad_alloc&) {
-    return 2;
-  } catch (...) {
-    return 1;
   }
 }
 
