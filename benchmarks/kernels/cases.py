@@ -105,6 +105,18 @@ def vandermonde(length, device, size):
     )
 
 
+def favor(length, device, size):
+    b, h, d, m, e = (8, 4, 64, 256, 64) if size == "cuda" else (1, 4, 64, 256, 64)
+    # q, k as the Performer passes them: scaled by d^-1/4; the projection is a buffer.
+    q, k = (_randn(b, h, length, d, device=device, scale=d**-0.25) for _ in "qk")
+    v = _randn(b, h, length, e, device=device)
+    projection = torch.randn(m, d, device=device)
+    mask = torch.ones(b, length, dtype=torch.bool, device=device)
+    shape = f"B {b}, H {h}, d {d}, m {m} features, e {e} (Performer, bidirectional)"
+    work = flops.favor(b, h, length, d, m, e)
+    return Inputs((q, k, v, projection, mask, torch.finfo(torch.float32).tiny), {}, work, shape)
+
+
 def fft_conv(length, device, size):
     b, h = (16, 256) if size == "cuda" else (2, 256)
     u = _randn(b, h, length, device=device)
@@ -142,6 +154,7 @@ CASES: dict[str, Case] = {
     "selective_scan": Case(selective_scan),
     "ssd": Case(ssd),
     "gated_linear_attention": Case(gated_linear_attention),
+    "favor": Case(favor),
     "vandermonde": Case(vandermonde),
     "fft_conv": Case(
         fft_conv,

@@ -40,6 +40,13 @@ def gated_linear_attention(batch: int, heads: int, length: int, key: int, value:
     return 5.0 * batch * heads * length * key * value
 
 
+def favor(batch: int, heads: int, length: int, dim: int, features: int, value: int) -> float:
+    """Per (b, h, l): the random features of q and k (2 m d multiply-adds each, an exponential
+    per feature), S = phi(k)^T v and the read-out phi(q)^T S (m e multiply-adds each), the
+    normaliser's sum and product (m each)."""
+    return batch * heads * length * features * (4.0 * dim + 4.0 * value + 6.0)
+
+
 def vandermonde(channels: int, copies: int, modes: int, length: int) -> float:
     """sum_n C_n exp(l log_lambda_n - shift_n): one complex multiply-add per (c, h, n, l)."""
     return 8.0 * channels * copies * modes * length

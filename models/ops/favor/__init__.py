@@ -44,8 +44,8 @@ def favor_attention(
     backend: str | None = None,
 ) -> torch.Tensor:
     """q, k: (b, h, l, d), already scaled by d^-1/4.  v: (b, h, l, e).  projection: (m, d), the
-    random features (a buffer: the `cpu` form refuses one that needs a gradient).  mask: (b, l) bool, True at
-    real positions (padded keys are left out).  eps: floor of the normaliser.  backend: None =
+    random features (a buffer: the `cpu` form refuses one that needs a gradient).  mask: (b, l)
+    bool, True at real positions (padded keys are left out).  eps: floor of the normaliser.  backend: None =
     the run's kernel settings.  Returns y: (b, h, l, e) in v's dtype, computed in at least
     float32."""
     return OP(q, k, v, projection, mask, eps, backend=backend)
