@@ -99,3 +99,24 @@ def compare_to_reference(
     for index, (value, reference) in enumerate(zip(gradients, ref_grads)):
         errors[f"grad{index}"] = relative_rmse(value.cpu(), reference)
     return errors
+
+
+def outputs_and_grads(op, backend, inputs, wanted, **options):
+    """op(*inputs, backend=...) -> (y, state): y, state and the gradients of the inputs marked
+    in `wanted`, of sum(y * r) + sum(state * r') for fixed random r, r' (float64)."""
+    leaves = [x.detach().clone().requires_grad_(want) for x, want in zip(inputs, wanted)]
+    y, state = op(*leaves, backend=backend, **options)
+    g = torch.Generator().manual_seed(1)
+    loss = (y.double() * torch.randn(y.shape, generator=g, dtype=torch.float64)).sum()
+    loss = (
+        loss + (state.double() * torch.randn(state.shape, generator=g, dtype=torch.float64)).sum()
+    )
+    grads = torch.autograd.grad(loss, [x for x in leaves if x.requires_grad])
+    return [y.detach(), state.detach(), *grads]
+
+
+def assert_close(values, expected, tolerance):
+    """Every value within `tolerance` of its expected one, by relative Frobenius error."""
+    for index, (value, reference) in enumerate(zip(values, expected)):
+        error = (value.double() - reference).norm() / reference.norm().clamp(min=1e-12)
+        assert error < tolerance, f"output/gradient {index}: relative error {error:.2e}"

@@ -20,6 +20,8 @@ from models.ops import cpu_build, dispatch
 from models.ops.selective_scan import OP, selective_scan
 from models.ops.selective_scan.chunked import selective_scan_chunked
 from models.ops.selective_scan.reference import selective_scan_reference
+from tests.ops import compare
+from tests.ops.compare import assert_close
 
 REPO = Path(__file__).resolve().parents[2]
 F64 = torch.float64
@@ -51,19 +53,7 @@ def scan_inputs(batch, length, channels, states, dtype=F64, seed=0):
 
 
 def outputs_and_grads(backend, inputs, wanted, **options):
-    leaves = [x.detach().clone().requires_grad_(want) for x, want in zip(inputs, wanted)]
-    y, state = selective_scan(*leaves, backend=backend, **options)
-    g = torch.Generator().manual_seed(1)
-    loss = (y.double() * torch.randn(y.shape, generator=g, dtype=F64)).sum()
-    loss = loss + (state.double() * torch.randn(state.shape, generator=g, dtype=F64)).sum()
-    grads = torch.autograd.grad(loss, [x for x in leaves if x.requires_grad])
-    return [y.detach(), state.detach(), *grads]
-
-
-def assert_close(values, expected, tolerance):
-    for index, (value, reference) in enumerate(zip(values, expected)):
-        error = (value.double() - reference).norm() / reference.norm().clamp(min=1e-12)
-        assert error < tolerance, f"output/gradient {index}: relative error {error:.2e}"
+    return compare.outputs_and_grads(selective_scan, backend, inputs, wanted, **options)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from models.ops import cpu_build
 from models.ops.ssd import ssd
 from models.ops.ssd.reference import ssd_reference
+from tests.ops import compare
+from tests.ops.compare import assert_close
 
 F64 = torch.float64
 
@@ -42,19 +44,7 @@ def ssd_inputs(batch, length, heads, width, groups, states, dtype=F64, seed=0):
 
 
 def outputs_and_grads(backend, inputs, wanted, **options):
-    leaves = [x.detach().clone().requires_grad_(want) for x, want in zip(inputs, wanted)]
-    y, state = ssd(*leaves, backend=backend, **options)
-    g = torch.Generator().manual_seed(1)
-    loss = (y.double() * torch.randn(y.shape, generator=g, dtype=F64)).sum()
-    loss = loss + (state.double() * torch.randn(state.shape, generator=g, dtype=F64)).sum()
-    grads = torch.autograd.grad(loss, [x for x in leaves if x.requires_grad])
-    return [y.detach(), state.detach(), *grads]
-
-
-def assert_close(values, expected, tolerance):
-    for index, (value, reference) in enumerate(zip(values, expected)):
-        error = (value.double() - reference).norm() / reference.norm().clamp(min=1e-12)
-        assert error < tolerance, f"output/gradient {index}: relative error {error:.2e}"
+    return compare.outputs_and_grads(ssd, backend, inputs, wanted, **options)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
