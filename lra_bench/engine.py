@@ -64,6 +64,10 @@ class TrainerConfig:
     grad_clip: float | None = _setting(None, above=0.0)
     precision: str = _setting("auto", choices=PRECISIONS)  # auto: bf16 on CUDA, else fp32
 
+    def evaluates_after(self, step: int) -> bool:
+        """Whether the loop evaluates after `step`: every eval_every steps, and the last."""
+        return step % self.eval_every == 0 or step == self.max_steps
+
 
 @dataclass
 class TrainResult:
@@ -303,7 +307,7 @@ def train_and_evaluate(
             stop_signal, checkpoint_requested = world.maximum(
                 signals.stop_signal or 0, int(signals.checkpoint_requested)
             )
-            evaluate_now = state.step % config.eval_every == 0 or state.step == config.max_steps
+            evaluate_now = config.evaluates_after(state.step)
             checkpoint_now = (
                 evaluate_now
                 or (checkpoint_every > 0 and state.step % checkpoint_every == 0)

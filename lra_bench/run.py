@@ -45,7 +45,7 @@ import models.ops as ops
 from lra_bench.checkpoints import BEST, LAST, PREVIOUS, remove_leftovers, set_aside
 from lra_bench.compose import CONF_DIR
 from lra_bench.distributed import World, init_world, world_from_env
-from lra_bench.engine import train_and_evaluate
+from lra_bench.engine import TrainerConfig, train_and_evaluate
 from lra_bench.environment import (
     PeakMemory,
     choose_device,
@@ -297,12 +297,6 @@ class Finished:
     result_set: Path
 
 
-def evaluation_steps(cfg: DictConfig):
-    """Whether the trainer evaluates after a step (every eval_every, and the last)."""
-    every, last = int(cfg.trainer.eval_every), int(cfg.trainer.max_steps)
-    return lambda step: step % every == 0 or step == last
-
-
 def train(
     cfg: DictConfig,
     run_dir: Path,
@@ -320,7 +314,8 @@ def train(
             "profile": cfg.profile.name,
             "seed": int(cfg.seed),
         }
-        metrics = open_metrics_log(cfg, run_dir, evaluation_steps(cfg), identity)
+        trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))
+        metrics = open_metrics_log(cfg, run_dir, trainer.evaluates_after, identity)
     try:
         record = execute(cfg, run_dir, stage, world, metrics)
     except Preempted:
