@@ -37,7 +37,7 @@ class LRU(nn.Module):
     max_phase: initial arg(lambda) in [0, max_phase] (the paper restricts it, e.g. to pi/10, on
     PathX).  ssm_lr: learning rate of nu, theta, gamma, B.  dropout: in the output stage.
     causal: forward scan only.  scan: 'chunked' | 'fft' | 'steps', the CPU form of the diagonal
-    recurrence; chunk: its size.
+    recurrence (on CUDA the run's kernel settings choose: Triton under `auto`); chunk: its size.
 
     forward(x: (B, L, H), mask: (B, L)) -> (B, L, H);  reference(x, mask): the same with the
     recurrence run step by step.
@@ -96,7 +96,7 @@ class LRU(nn.Module):
 
     def _scan(self, log_lambda: torch.Tensor, v: torch.Tensor, reverse: bool = False):
         return diagonal_recurrence(
-            log_lambda, v, reverse=reverse, chunk=self.chunk, backend=self.scan_backend
+            log_lambda, v, reverse=reverse, chunk=self.chunk, cpu_form=self.scan_backend
         )
 
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

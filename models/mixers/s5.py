@@ -47,7 +47,8 @@ class S5(nn.Module):
     initialisation range (S5 uses dt_min = 1e-4 on Path-X).  clip_eigs: keep Re Lambda <= -1e-4.
     activation: 'full_glu' | 'half_glu1' | 'half_glu2' | 'gelu'.  ssm_lr: learning rate of
     Lambda, B, Delta.  dropout: in the output stage.  causal: forward scan only.
-    scan: 'chunked' | 'fft' | 'steps', the CPU form of the diagonal recurrence; chunk: its size.
+    scan: 'chunked' | 'fft' | 'steps', the CPU form of the diagonal recurrence (on CUDA
+    the run's kernel settings choose: Triton under `auto`); chunk: its size.
 
     forward(x: (B, L, H), mask: (B, L)) -> (B, L, H);  reference(x, mask): the same with the
     recurrence run step by step.
@@ -112,7 +113,7 @@ class S5(nn.Module):
 
     def _scan(self, log_lambda: torch.Tensor, v: torch.Tensor, reverse: bool = False):
         return diagonal_recurrence(
-            log_lambda, v, reverse=reverse, chunk=self.chunk, backend=self.scan_backend
+            log_lambda, v, reverse=reverse, chunk=self.chunk, cpu_form=self.scan_backend
         )
 
     def reference(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,23 +1,30 @@
 """The convolution kernel of S4's diagonal-plus-low-rank system under the bilinear transform.
 
 Backends: `reference` (dense matrix powers, the oracle), `cauchy` (S4's Cauchy + Woodbury
-algorithm at the roots of unity, then an inverse FFT). No Triton form: the kernel is computed
-once per layer and step on an (h, N/2, L/2) problem, a small part of S4's time.
+algorithm at the roots of unity, then an inverse FFT), `triton` (the same algorithm with the
+Cauchy sums by Triton kernels, which never store the (h, n, L/2) resolvent that the PyTorch form
+and its autograd keep; see triton.py).
 """
 
 from __future__ import annotations
 
 import torch
 
-from models.ops.dispatch import Backend, KernelOp
+from models.ops.dispatch import Backend, KernelOp, triton_runs_here
 
 OP = KernelOp(
     "dplr_kernel",
     [
         Backend("reference", "models.ops.dplr_kernel.reference:dplr_kernel_reference"),
         Backend("cauchy", "models.ops.dplr_kernel.cauchy:dplr_bilinear_kernel"),
+        Backend(
+            "triton",
+            "models.ops.dplr_kernel.triton:dplr_kernel_triton",
+            available=triton_runs_here,
+            compiled=True,
+        ),
     ],
-    auto={"cuda": ("cauchy",), "cpu": ("cauchy",)},
+    auto={"cuda": ("triton", "cauchy"), "cpu": ("cauchy",)},
 )
 
 

@@ -11,6 +11,7 @@ Axis letters: c output channels, h SSM copies (model width), n modes, z frequenc
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -48,6 +49,7 @@ def dplr_bilinear_kernel(
     b: torch.Tensor,
     c_tilde: torch.Tensor,
     length: int,
+    cauchy_sums: Callable[..., torch.Tensor] = bilinear_cauchy_sums,
 ) -> torch.Tensor:
     """Kernel of the bilinear discretisation of A = diag(Lambda) - P P^* (rank 1), for the
     conjugate-completed system.
@@ -55,6 +57,8 @@ def dplr_bilinear_kernel(
     dt: (h,) step sizes; lam, p, b: (h, n) complex; c_tilde: (c, h, n) complex, S4's
     C~ = C (I - A_bar^length), which makes the generating function at the `length` roots of unity
     exactly the truncated kernel. Returns K (c, h, length) real: K_l = C A_bar^l B_bar.
+    cauchy_sums: what computes the Cauchy sums (`bilinear_cauchy_sums`'s signature); the Triton
+    backend passes its kernels (triton.py).
     """
     omega = roots_of_unity(length, lam.dtype, lam.device)
     dt_ = dt[:, None]
@@ -63,7 +67,7 @@ def dplr_bilinear_kernel(
     # all of them share one resolvent.
     right = torch.cat([c_tilde, q[None]], dim=0)  # (c+1, h, n)
     weights = torch.stack([b, p])[:, None] * dt_ * right  # (2, c+1, h, n)
-    sums_b, sums_p = bilinear_cauchy_sums(weights, dt_ * lam, omega)  # 2 x (c+1, h, z)
+    sums_b, sums_p = cauchy_sums(weights, dt_ * lam, omega)  # 2 x (c+1, h, z)
     k00, k0q = sums_b[:-1], sums_b[-1:]  # C~ R B, Q^* R B   (scaled by 2/(1+omega))
     kp0, kpq = sums_p[:-1], sums_p[-1:]  # C~ R P, Q^* R P
     # Woodbury: C (R^-1 + P Q^*)^-1 B = C R B - (C R P)(Q^* R B) / (1 + Q^* R P). Each k carries
