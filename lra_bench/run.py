@@ -42,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import lra_bench.pretraining as pretraining
 import models.ops as ops
+from lra_bench import allocator
 from lra_bench.checkpoints import BEST, LAST, PREVIOUS, remove_leftovers, set_aside
 from lra_bench.compose import CONF_DIR
 from lra_bench.distributed import World, init_world, world_from_env
@@ -119,7 +120,7 @@ def execute(
         device = world.device(choose_device(cfg.device))
         memory = PeakMemory(device, absolute=True)
         ops.configure(**OmegaConf.to_container(cfg.kernels, resolve=True))
-        record.environment = device_description(device)
+        record.environment = {**device_description(device), "malloc": allocator.describe()}
         data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=cfg.progress)
         record.data_fingerprint = data.fingerprint
         record.validation_is_test = data.validation_is_test
@@ -418,6 +419,7 @@ def run_job(cfg: DictConfig, choices: Mapping[str, str | None] | None, job) -> f
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    allocator.keep_freed_memory()  # before the first large tensor; lra_bench/allocator.py says why
     hydra_config = HydraConfig.get() if HydraConfig.initialized() else None
     choices = dict(hydra_config.runtime.choices) if hydra_config is not None else None
     job = current_job()

@@ -87,6 +87,28 @@ def test_a_part_without_allowed_keys_gets_no_weight_in_a_merge():
     assert isinstance(full, Part)
 
 
+def test_attend_log_sum_exp_and_its_gradient_are_those_of_the_allowed_scores():
+    """attend's lse (taken from the softmax, not from logsumexp) equals log sum exp over the
+    allowed keys' scaled scores plus bias, and so does its gradient (float32 softmax)."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 6, n, 4, generator=g, dtype=torch.float64) for n in (5, 7, 7))
+    bias = torch.randn(5, 7, generator=g, dtype=torch.float64) * 3
+    allowed = torch.rand(2, 6, 5, 7, generator=g) > 0.4
+    allowed[..., 0] = True
+    leaves = [t.clone().requires_grad_() for t in (q, k, bias)]
+    lse = attend(leaves[0], leaves[1], v, allowed, leaves[2]).lse
+    leaves_ref = [t.clone().requires_grad_() for t in (q, k, bias)]
+    # Head width 4: scale 1/2.
+    scores = (leaves_ref[0] / 2) @ leaves_ref[1].transpose(-1, -2) + leaves_ref[2]
+    expected = scores.masked_fill(~allowed, -math.inf).logsumexp(-1)
+    torch.testing.assert_close(lse, expected, rtol=1e-6, atol=1e-6)  # softmax in float32
+    weights = torch.randn(lse.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((lse * weights).sum(), leaves)
+    grads_ref = torch.autograd.grad((expected * weights).sum(), leaves_ref)
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_blocked_sdpa_gives_padded_queries_finite_rows_and_real_rows_their_keys():
     # Block 1 of 2 is all padding; its queries have no allowed key but must not give NaN.
     q, k, v = torch.randn(3, 1, 1, 8, 4).unbind(0)

