@@ -54,7 +54,8 @@ def _resolvent(alpha_re, alpha_im, beta_re, beta_im, mu_re, mu_im):
 
 
 @triton.jit
-def _load_frequencies(alpha_ptr, beta_ptr, z, inside_z, acc_type: tl.constexpr):
+def _load_frequencies(alpha_ptr, beta_ptr, z, inside_z, WIDE: tl.constexpr):
+    acc_type = tl.float64 if WIDE else tl.float32
     alpha_re = tl.load(alpha_ptr + 2 * z, mask=inside_z, other=1.0).to(acc_type)
     alpha_im = tl.load(alpha_ptr + 2 * z + 1, mask=inside_z, other=0.0).to(acc_type)
     beta_re = tl.load(beta_ptr + 2 * z, mask=inside_z, other=0.0).to(acc_type)
@@ -82,9 +83,7 @@ def _cauchy_forward_kernel(
     acc_type = tl.float64 if WIDE else tl.float32
     z = tl.program_id(1) * BLOCK_Z + tl.arange(0, BLOCK_Z)
     inside_z = z < frequencies
-    alpha_re, alpha_im, beta_re, beta_im = _load_frequencies(
-        alpha_ptr, beta_ptr, z, inside_z, acc_type
-    )
+    alpha_re, alpha_im, beta_re, beta_im = _load_frequencies(alpha_ptr, beta_ptr, z, inside_z, WIDE)
     r = tl.arange(0, BLOCK_R)
     inside_r = r < rows
     acc_re = tl.zeros([BLOCK_R, BLOCK_Z], dtype=acc_type)
@@ -146,7 +145,7 @@ def _cauchy_backward_kernel(
         z = start + tl.arange(0, BLOCK_Z)
         inside_z = z < frequencies
         alpha_re, alpha_im, beta_re, beta_im = _load_frequencies(
-            alpha_ptr, beta_ptr, z, inside_z, acc_type
+            alpha_ptr, beta_ptr, z, inside_z, WIDE
         )
         rho_re, rho_im = _resolvent(alpha_re, alpha_im, beta_re, beta_im, mu_re, mu_im)
         # d rho / d mu = rho^2 (1 + omega) / 2 = rho^2 beta / 2.
