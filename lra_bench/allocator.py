@@ -10,8 +10,10 @@ thresholds keeps freed blocks in the heap for reuse. The price: the process does
 memory to the system between steps, which a training process, back at its peak every step,
 would not do usefully anyway. Numerics are untouched.
 
-Only the training runner asks for it (lra_bench/run.py): the speed protocol measures memory
-growth per configuration in one process and must see memory returned.
+Only the training runner asks for it (lra_bench/run.py). The speed protocol (`make speed`, a
+fresh process per model and length) does not yet: its committed CPU table was measured with
+glibc's defaults, and rows measured both ways must not sit in one table; switching it belongs
+with the next full rerun of that table.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ app (`python -m lra_bench.run`, or `make bench`).
     lra-bench speed --models a,b --lengths 1024,2048,3072,4096 --batch 32 --out DIR
     lra-bench budget [--profile lra] [--tasks a,b] [--models a,b]
     lra-bench records migrate DIR
+    lra-bench records list DIR
 
 Every expected failure (bad arguments, a missing or damaged file) is answered with one line
 naming the culprit and exit status 2; `--debug` shows the traceback instead.
