@@ -31,23 +31,21 @@ _state = {"malloc": "default"}
 
 def keep_freed_memory() -> str:
     """Raises glibc's mmap and trim thresholds to KEEP_BELOW for this process; returns what was
-    done (also kept for `describe()`), e.g. 'glibc: freed blocks up to 1 GiB kept' or why not.
-    LRA_MALLOC=default leaves the allocator alone."""
+    done, e.g. 'glibc: freed blocks up to 1 GiB kept', or why not. LRA_MALLOC=default leaves the
+    allocator alone. `describe()` then says what the allocator does: the first form, or
+    'default' whatever the reason."""
     if os.environ.get("LRA_MALLOC") == "default":
-        _state["malloc"] = "default (LRA_MALLOC=default)"
-        return _state["malloc"]
+        return "default (LRA_MALLOC=default)"
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name or "libc.so.6")
         mallopt = libc.mallopt
     except (OSError, AttributeError):
-        _state["malloc"] = "default (no glibc mallopt here)"
-        return _state["malloc"]
+        return "default (no glibc mallopt here)"
     done = mallopt(M_MMAP_THRESHOLD, KEEP_BELOW) == 1 and mallopt(M_TRIM_THRESHOLD, KEEP_BELOW) == 1
-    gib = KEEP_BELOW / 2**30
-    _state["malloc"] = (
-        f"glibc: freed blocks up to {gib:g} GiB kept" if done else "default (mallopt refused)"
-    )
+    if not done:
+        return "default (mallopt refused)"
+    _state["malloc"] = f"glibc: freed blocks up to {KEEP_BELOW / 2**30:g} GiB kept"
     return _state["malloc"]
 
 

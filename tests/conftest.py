@@ -13,6 +13,12 @@ import torch
 # first imported, which nothing does before this file.
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+# The training runner's main() keeps freed memory in glibc's heap (lra_bench/allocator.py), a
+# process-wide setting: called in-process by tests it would change this process's allocator, and
+# the peak-memory tests here measure what glibc returns. The runs tests start in subprocesses
+# inherit the default too, so records compare equal across processes; test_allocator.py asks
+# for the setting explicitly.
+os.environ["LRA_MALLOC"] = "default"
 from omegaconf import DictConfig
 
 from lra_bench.compose import CONF_DIR, compose, compose_each, option_names  # noqa: F401
