@@ -5,6 +5,7 @@ process, one after another on the same machine.
 
     .venv/bin/python benchmarks/mini_steps.py [--models all] [--steps 40] [--threads 2]
         [--repo DIR]   # measure another checkout (e.g. a worktree of an earlier commit)
+        [--malloc kept|default]   # default: LRA_MALLOC=default, glibc as it comes (allocator.py)
         [--out results/mini_steps/cpu-2core.csv]
 
 Prints a table (steps/s and the ratio to the Transformer's) and writes it as CSV with a header
@@ -40,7 +41,9 @@ def commit_of(repo: Path) -> str:
     return done.stdout.strip() + (" (dirty)" if dirty.stdout.strip() else "")
 
 
-def measure(repo: Path, model: str, task: str, steps: int, threads: int, results: Path) -> dict:
+def measure(
+    repo: Path, model: str, task: str, steps: int, threads: int, results: Path, malloc: str = "kept"
+) -> dict:
     """One run of `steps` steps; its record's steps/s (training time only) and wall time."""
     command = [
         sys.executable,
@@ -55,6 +58,9 @@ def measure(repo: Path, model: str, task: str, steps: int, threads: int, results
         "progress=false",
     ]
     env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": str(threads)}
+    env.pop("LRA_MALLOC", None)
+    if malloc == "default":
+        env["LRA_MALLOC"] = "default"  # lra_bench/allocator.py leaves glibc as it comes
     tic = time.perf_counter()
     done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - tic
@@ -69,6 +75,7 @@ def measure(repo: Path, model: str, task: str, steps: int, threads: int, results
         "steps_per_second": round(record["steps_per_second"], 3),
         "wall_s": round(wall, 1),
         "threads": record.get("environment", {}).get("threads"),
+        "malloc": record.get("environment", {}).get("malloc", "default"),
         "kernel_backends": "; ".join(
             f"{k}: {v}" for k, v in record.get("kernel_backends", {}).items()
         ),
@@ -83,6 +90,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repo", type=Path, default=REPO, help="checkout to measure")
     parser.add_argument("--out", type=Path, default=None, help="CSV to write")
+    parser.add_argument(
+        "--malloc",
+        choices=("kept", "default"),
+        default="kept",
+        help="kept: the runner keeps freed blocks (its default); default: LRA_MALLOC=default",
+    )
     args = parser.parse_args()
     repo = args.repo.resolve()
     models = (
@@ -92,6 +105,7 @@ def main() -> None:
     )
     header = (
         f"mini {args.task} training steps/s, {args.steps} steps, {args.threads} threads, "
+        f"malloc {args.malloc}, "
         f"commit {commit_of(repo)}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
@@ -99,7 +113,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for model in models:
-            row = measure(repo, model, args.task, args.steps, args.threads, Path(scratch))
+            row = measure(
+                repo, model, args.task, args.steps, args.threads, Path(scratch), args.malloc
+            )
             rows.append(row)
             print(json.dumps(row), flush=True)
     base = next(
@@ -127,6 +143,7 @@ def main() -> None:
             "vs_transformer",
             "wall_s",
             "threads",
+            "malloc",
             "kernel_backends",
             "error",
         ]
