@@ -64,6 +64,17 @@ def _load_frequencies(alpha_ptr, beta_ptr, z, inside_z, WIDE: tl.constexpr):
 
 
 @triton.jit
+def _load_modes(mu_ptr, h, n, inside_n, modes, WIDE: tl.constexpr):
+    """mu[h, n] as (re, im). A padded mode reads mu = -1, whose resolvent is finite at every
+    frequency (mu = 0 would divide by zero at omega = 1); its weight is 0."""
+    acc_type = tl.float64 if WIDE else tl.float32
+    mu = mu_ptr + 2 * (h * modes + n)
+    mu_re = tl.load(mu, mask=inside_n, other=-1.0).to(acc_type)
+    mu_im = tl.load(mu + 1, mask=inside_n, other=0.0).to(acc_type)
+    return mu_re, mu_im
+
+
+@triton.jit
 def _cauchy_forward_kernel(
     w_ptr,  # (R, H, N, 2)
     mu_ptr,  # (H, N, 2)
@@ -91,11 +102,7 @@ def _cauchy_forward_kernel(
     for start in range(0, modes, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         inside_n = n < modes
-        mu = mu_ptr + 2 * (h * modes + n)
-        # A padded mode reads mu = -1, whose resolvent is finite at every frequency (mu = 0 would
-        # divide by zero at omega = 1); its weight is 0.
-        mu_re = tl.load(mu, mask=inside_n, other=-1.0).to(acc_type)
-        mu_im = tl.load(mu + 1, mask=inside_n, other=0.0).to(acc_type)
+        mu_re, mu_im = _load_modes(mu_ptr, h, n, inside_n, modes, WIDE)
         rho_re, rho_im = _resolvent(alpha_re, alpha_im, beta_re, beta_im, mu_re, mu_im)
         w = w_ptr + 2 * ((r[:, None] * copies + h) * modes + n[None, :])
         inside = inside_r[:, None] & inside_n[None, :]
@@ -134,9 +141,7 @@ def _cauchy_backward_kernel(
     inside_n = n < modes
     r = tl.arange(0, BLOCK_R)
     inside_r = r < rows
-    mu = mu_ptr + 2 * (h * modes + n)
-    mu_re = tl.load(mu, mask=inside_n, other=-1.0).to(acc_type)  # finite resolvent (forward)
-    mu_im = tl.load(mu + 1, mask=inside_n, other=0.0).to(acc_type)
+    mu_re, mu_im = _load_modes(mu_ptr, h, n, inside_n, modes, WIDE)
     dw_re = tl.zeros([BLOCK_R, BLOCK_N], dtype=acc_type)
     dw_im = tl.zeros([BLOCK_R, BLOCK_N], dtype=acc_type)
     p_re = tl.zeros([BLOCK_R, BLOCK_N], dtype=acc_type)
