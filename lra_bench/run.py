@@ -46,7 +46,7 @@ from lra_bench import allocator
 from lra_bench.checkpoints import BEST, LAST, PREVIOUS, remove_leftovers, set_aside
 from lra_bench.compose import CONF_DIR
 from lra_bench.distributed import World, init_world, world_from_env
-from lra_bench.engine import TrainerConfig, train_and_evaluate
+from lra_bench.engine import train_and_evaluate
 from lra_bench.environment import (
     PeakMemory,
     choose_device,
@@ -315,8 +315,7 @@ def train(
             "profile": cfg.profile.name,
             "seed": int(cfg.seed),
         }
-        trainer = TrainerConfig(**OmegaConf.to_container(cfg.trainer, resolve=True))
-        metrics = open_metrics_log(cfg, run_dir, trainer.evaluates_after, identity)
+        metrics = open_metrics_log(cfg, run_dir, stage.trainer.evaluates_after, identity)
     try:
         record = execute(cfg, run_dir, stage, world, metrics)
     except Preempted:

@@ -7,13 +7,19 @@ import argparse
 from pathlib import Path
 
 
+def results_folder(args: argparse.Namespace) -> Path:
+    """The DIR argument, refused with its name when it is not a folder."""
+    results = Path(args.results)
+    if not results.is_dir():
+        raise FileNotFoundError(f"{results} is not a folder")
+    return results
+
+
 def run_migrate(args: argparse.Namespace) -> None:
     from lra_bench.leaderboard import write_leaderboard
     from lra_bench.migrate import migrate_results
 
-    results = Path(args.results)
-    if not results.is_dir():
-        raise FileNotFoundError(f"{results} is not a folder")
+    results = results_folder(args)
     for line in migrate_results(results):
         print(line)
     write_leaderboard(results)
@@ -22,9 +28,7 @@ def run_migrate(args: argparse.Namespace) -> None:
 def run_list(args: argparse.Namespace) -> None:
     from lra_bench.run_table import write_run_table
 
-    results = Path(args.results)
-    if not results.is_dir():
-        raise FileNotFoundError(f"{results} is not a folder")
+    results = results_folder(args)
     for path in write_run_table(results):
         print(f"wrote {path}")
 
