@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from models.layers.dropout import Dropout
 from models.pooling import POOLING
 from models.positions import POSITIONS
 
@@ -45,9 +46,9 @@ class FeedForward(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(d_model, d_ff),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(d_ff, d_model),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,7 +67,7 @@ class Block(nn.Module):
         super().__init__()
         self.mixer_norm = nn.LayerNorm(d_model)
         self.mixer = mixer
-        self.mixer_dropout = nn.Dropout(dropout)
+        self.mixer_dropout = Dropout(dropout)
         self.ffn_norm = nn.LayerNorm(d_model)
         self.ffn = FeedForward(d_model, d_ff, dropout) if d_ff > 0 else None
 
@@ -151,7 +152,7 @@ class SequenceClassifier(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model)) if pooling == "cls" else None
         extra = 1 if self.cls is not None else 0
         self.positions = POSITIONS[positions](max_length + extra, d_model)
-        self.embed_dropout = nn.Dropout(dropout)
+        self.embed_dropout = Dropout(dropout)
         blocks = [
             Block(
                 d_model,

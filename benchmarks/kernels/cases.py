@@ -117,6 +117,13 @@ def favor(length, device, size):
     return Inputs((q, k, v, projection, mask, torch.finfo(torch.float32).tiny), {}, work, shape)
 
 
+def dropout(length, device, size):
+    b, d = (16, 512) if size == "cuda" else (8, 256)
+    x = _randn(b, length, d, device=device)
+    shape = f"B {b}, D {d}, p 0.1 (every block's activations)"
+    return Inputs((x, 0.1, 1234), {}, flops.dropout(b * length * d), shape)
+
+
 def fft_conv(length, device, size):
     b, h = (16, 256) if size == "cuda" else (2, 256)
     u = _randn(b, h, length, device=device)
@@ -155,6 +162,7 @@ CASES: dict[str, Case] = {
     "ssd": Case(ssd),
     "gated_linear_attention": Case(gated_linear_attention),
     "favor": Case(favor),
+    "dropout": Case(dropout),
     "vandermonde": Case(vandermonde),
     "fft_conv": Case(
         fft_conv,

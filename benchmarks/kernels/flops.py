@@ -47,6 +47,12 @@ def favor(batch: int, heads: int, length: int, dim: int, features: int, value: i
     return batch * heads * length * features * (4.0 * dim + 4.0 * value + 6.0)
 
 
+def dropout(elements: int) -> float:
+    """Per element: its random word, a compare and a multiply, counted as 1 (the useful work is
+    the mask; Philox's ~10 integer operations per word are the form's cost, not the op's)."""
+    return float(elements)
+
+
 def vandermonde(channels: int, copies: int, modes: int, length: int) -> float:
     """sum_n C_n exp(l log_lambda_n - shift_n): one complex multiply-add per (c, h, n, l)."""
     return 8.0 * channels * copies * modes * length

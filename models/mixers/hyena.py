@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.layers.dropout import Dropout
 from models.ops.dispatch import backend_override
 from models.ops.fft_conv import long_conv
 from models.ssm.hyena_filter import HyenaFilter
@@ -79,7 +80,7 @@ class Hyena(nn.Module):
             positional_lr=positional_lr,
         )
         self.filter_bias = nn.Parameter(torch.randn(order - 1, d_model))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_model)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.layers.dropout import dropout
 from models.ops.fft_conv import long_conv
 from models.parameter_tags import tag
 
@@ -216,7 +217,7 @@ class Mega(nn.Module):
             scores = torch.matmul(q, k.transpose(-1, -2)) / keys + bias
             weights = laplace(scores) if self.attention == "laplace" else F.relu(scores).square()
             weights = weights * allowed.to(q.dtype)
-        weights = F.dropout(weights, self.dropout, self.training)
+        weights = dropout(weights, self.dropout, self.training)
         return torch.matmul(weights, v)
 
     def _mix(self, x: torch.Tensor, mask: torch.Tensor, fast: bool) -> torch.Tensor:

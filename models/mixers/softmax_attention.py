@@ -5,9 +5,9 @@ materialised as LRA's Flax code did (the speed protocol's quadratic-memory basel
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from models.layers.dropout import dropout as dropout_layer
 from models.layers.projections import attention_projections, merge_heads, split_fused_heads
 from models.ops.attention import AttentionPattern, attention
 
@@ -75,5 +75,5 @@ def explicit_attention(
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, L, L)
     scores = scores.masked_fill(~allowed, float("-inf"))
     weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
-    weights = F.dropout(weights, dropout, training=dropout > 0)
+    weights = dropout_layer(weights, dropout, training=dropout > 0)
     return weights @ v

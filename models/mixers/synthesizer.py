@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.layers.dropout import Dropout
 from models.layers.projections import merge_heads, split_heads
 
 KINDS = ("dense", "random")
@@ -62,7 +63,7 @@ class SynthesizerAttention(nn.Module):
         self.max_length = max_length
         self.rank = rank
         self.with_dot_product = with_dot_product
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.causal = causal
         self.value = nn.Linear(d_model, qkv_dim, bias=bias)
         self.out = nn.Linear(qkv_dim, d_model, bias=bias)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.layers.dropout import Dropout
+
 GATED_OUTPUTS = ("full_glu", "half_glu1", "half_glu2", "gelu")
 
 
@@ -25,7 +27,7 @@ class GatedOutput(nn.Module):
         if kind not in GATED_OUTPUTS:
             raise ValueError(f"output {kind!r}; choose from {GATED_OUTPUTS}")
         self.kind = kind
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out1 = nn.Linear(d_model, d_model) if kind == "full_glu" else None
         self.out2 = nn.Linear(d_model, d_model) if kind != "gelu" else None
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.layers.dropout import Dropout
 from models.ops.fft_conv import long_conv
 
 
@@ -54,7 +55,7 @@ class ConvolutionalSSMLayer(nn.Module):
         self.kernel = kernel
         self.bidirectional = bidirectional
         self.D = nn.Parameter(torch.randn(d_model))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.output = nn.Linear(d_model, 2 * d_model)
 
     def _finish(self, y: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -95,6 +95,13 @@ def favor(length, dtype, g):
     return (q, k, v, projection, mask, torch.finfo(torch.float32).tiny), {}
 
 
+def dropout(length, dtype, g):
+    """Dropout at LRA's rate on (B, L, D) activations, with a seed above 2^32 (both key words
+    used) and a length that is not a multiple of 4 (a partial Philox block at the end)."""
+    x = _randn(g, 3, length, 5, dtype=dtype)
+    return (x, 0.1, 0x1234_5678_9ABC), {}
+
+
 def _attention(pattern: AttentionPattern) -> Case:
     def case(length, dtype, g):
         b, h, e = 3, 2, 8
@@ -167,6 +174,7 @@ CASES: dict[str, dict[str, Case]] = {
         "causal_blocks": _attention(AttentionPattern(causal=True, block_size=7)),
     },
     "favor": {"padded": favor},
+    "dropout": {"activations": dropout},
     "vandermonde": {"shifted": vandermonde},
     "dplr_kernel": {"legs": dplr_kernel},
     "fft_conv": {"bidirectional": fft_conv},
