@@ -19,6 +19,7 @@ from models.layers.dropout import Dropout, dropout
 from models.ops import cpu_build
 from models.ops.dropout import dropout as dropout_op
 from models.ops.dropout.reference import keep_mask, keep_threshold, philox4x32
+from tests.ops.compiled import compiled_kernel
 
 # Random123 kat_vectors, philox4x32 with 10 rounds: counter (4 words), key (2 words) -> output.
 KNOWN_ANSWERS = [
@@ -38,13 +39,7 @@ KNOWN_ANSWERS = [
 
 @pytest.fixture(scope="module")
 def kernel():
-    """The kernel, built once (or loaded from the cache); skipped only where nothing can build."""
-    problem = cpu_build.build_problem()
-    if problem is not None:
-        pytest.skip(problem)
-    from models.ops.dropout.cpu import SOURCE
-
-    return cpu_build.load_kernel("dropout_cpu", SOURCE)
+    return compiled_kernel("dropout_cpu", "dropout")
 
 
 def test_reference_philox_gives_random123s_known_answers():

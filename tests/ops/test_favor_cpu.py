@@ -10,22 +10,17 @@ import pytest
 import torch
 
 from models.mixers.performer import PerformerAttention
-from models.ops import cpu_build, favor
+from models.ops import favor
 from models.ops.favor import favor_attention
 from tests.ops.compare import relative_rmse
+from tests.ops.compiled import compiled_kernel
 
 TINY = torch.finfo(torch.float32).tiny
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    """The kernel, built once (or loaded from the cache); skipped only where nothing can build."""
-    problem = cpu_build.build_problem()
-    if problem is not None:
-        pytest.skip(problem)
-    from models.ops.favor.cpu import SOURCE
-
-    return cpu_build.load_kernel("favor_cpu", SOURCE)
+    return compiled_kernel("favor_cpu", "favor")
 
 
 def inputs(batch=3, heads=2, length=37, width=16, features=64, values=16, dtype=torch.float64):

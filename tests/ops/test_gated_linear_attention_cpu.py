@@ -11,21 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from models.mixers.rwkv6 import RWKV6TimeMix
-from models.ops import cpu_build
 from models.ops import gated_linear_attention as gla_op
 from models.ops.gated_linear_attention import gated_linear_attention
 from tests.ops.compare import relative_rmse
+from tests.ops.compiled import compiled_kernel
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    """The kernel, built once (or loaded from the cache); skipped only where nothing can build."""
-    problem = cpu_build.build_problem()
-    if problem is not None:
-        pytest.skip(problem)
-    from models.ops.gated_linear_attention.cpu import SOURCE
-
-    return cpu_build.load_kernel("gla_cpu", SOURCE)
+    return compiled_kernel("gla_cpu", "gated_linear_attention")
 
 
 def inputs(length=45, dtype=torch.float64, grad=True):

@@ -22,6 +22,7 @@ from models.ops.selective_scan.chunked import selective_scan_chunked
 from models.ops.selective_scan.reference import selective_scan_reference
 from tests.ops import compare
 from tests.ops.compare import assert_close
+from tests.ops.compiled import compiled_kernel
 
 REPO = Path(__file__).resolve().parents[2]
 F64 = torch.float64
@@ -29,13 +30,7 @@ F64 = torch.float64
 
 @pytest.fixture(scope="module")
 def kernel():
-    """The kernel, built once (or loaded from the cache); skipped only where nothing can build."""
-    problem = cpu_build.build_problem()
-    if problem is not None:
-        pytest.skip(problem)
-    from models.ops.selective_scan.cpu import SOURCE
-
-    return cpu_build.load_kernel("selective_scan_cpu", SOURCE)
+    return compiled_kernel("selective_scan_cpu", "selective_scan")
 
 
 def scan_inputs(batch, length, channels, states, dtype=F64, seed=0):

@@ -10,24 +10,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.ops import cpu_build
 from models.ops.ssd import ssd
 from models.ops.ssd.reference import ssd_reference
 from tests.ops import compare
 from tests.ops.compare import assert_close
+from tests.ops.compiled import compiled_kernel
 
 F64 = torch.float64
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    """The kernel, built once (or loaded from the cache); skipped only where nothing can build."""
-    problem = cpu_build.build_problem()
-    if problem is not None:
-        pytest.skip(problem)
-    from models.ops.ssd.cpu import SOURCE
-
-    return cpu_build.load_kernel("ssd_cpu", SOURCE)
+    return compiled_kernel("ssd_cpu", "ssd")
 
 
 def ssd_inputs(batch, length, heads, width, groups, states, dtype=F64, seed=0):
