@@ -5,6 +5,7 @@
         [--models transformer,s4d,mamba] [--seeds 0,1,2] [--results results/spt_mini]
         [--cells scratch,masked-tied,...]  # a part of the grid (default: all five)
         [--set KEY=VALUE ...]   # an override for every run (e.g. smaller budgets for a check)
+        [--jobs 1] [--threads N]  # runs at once, torch threads each (default: cores / jobs)
         [--dry-run]             # print the commands, run nothing
         [--table-only]          # write the table from the records already there
 
@@ -21,7 +22,11 @@ tied runs split the scratch budget half and half, and the added runs show SPT on
 tied and added runs of one seed share one pretraining run (its identity leaves out the
 fine-tuning budget); `pretrain.seed=null` gives every seed its own pretraining, so the spread
 over seeds includes the pretraining's. Each command is `python -m lra_bench.run` (a finished run
-is skipped, an interrupted one resumes), one after another: on 2 CPU cores one run uses both.
+is skipped, an interrupted one resumes), one after another by default: on 2 CPU cores one run
+uses both. `--jobs 2 --threads 1` runs two at once, one core each, which gets more runs through
+two cores when the models are this small; the grid then goes cell by cell (every scratch run,
+then every masked-tied run, ...), so that an `added` run finds the pretraining that its `tied`
+run trained (a run that needs a pretraining another process is training waits on its lock).
 
 Writes <results>/spt_table.md (accuracy mean +- std over seeds, the SSM-minus-Transformer gap per
 protocol, the pretraining metric, wall times) and <results>/spt_runs.csv (one line per run).
@@ -37,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,17 +81,33 @@ def overrides_of(task, model, seed, cell, results, extra) -> list[str]:
     return [*spt, f"trainer.max_steps={tied}"]
 
 
-def run_one(overrides: list[str], dry_run: bool) -> None:
+def run_one(overrides: list[str], dry_run: bool, threads: int | None = None) -> str:
+    """Runs one grid command; returns what to print (the command, then the run's summary)."""
     command = [sys.executable, "-m", "lra_bench.run", *overrides]
-    print("$ " + " ".join(command[1:]), flush=True)
+    shown = "$ " + " ".join(command[1:])
     if dry_run:
-        return
+        return shown
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)  # the runner's torch threads (lra_bench.run)
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith(("this run", "pretrain"))]
-    print("\n".join(f"  {line}" for line in lines) or f"  exit {done.returncode}", flush=True)
+    out = [shown, "\n".join(f"  {line}" for line in lines) or f"  exit {done.returncode}"]
     if done.returncode != 0:
-        print("  " + "\n  ".join(done.stderr.strip().splitlines()[-3:]), flush=True)
+        out.append("  " + "\n  ".join(done.stderr.strip().splitlines()[-3:]))
+    return "\n".join(out)
+
+
+def run_grid(commands: list[list[str]], dry_run: bool, jobs: int, threads: int | None) -> None:
+    """Every command, `jobs` at a time; each one's lines printed together when it ends."""
+    if jobs <= 1 or dry_run:
+        for overrides in commands:
+            print(run_one(overrides, dry_run, threads), flush=True)
+        return
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_one, overrides, dry_run, threads) for overrides in commands]
+        for future in as_completed(futures):
+            print(future.result(), flush=True)
 
 
 def collect(task, model, seed, cell, results, extra) -> dict | None:
@@ -218,6 +240,10 @@ def main() -> None:
     )
     parser.add_argument("--results", default="results/spt_mini")
     parser.add_argument("--set", action="append", default=[], dest="extra", metavar="KEY=VALUE")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads per run (default: cores / jobs)"
+    )
     parser.add_argument("--dry-run", action="store_true")
     parser.add_argument("--table-only", action="store_true")
     args = parser.parse_args()
@@ -228,10 +254,16 @@ def main() -> None:
     unknown = sorted(set(cells) - set(CELLS))
     if unknown:
         parser.error(f"--cells: unknown {', '.join(unknown)}; choose from {', '.join(CELLS)}")
+    if args.jobs < 1:
+        parser.error("--jobs: at least 1")
     grid = [(t, m, s, c) for t in tasks for m in models for s in seeds for c in cells]
     if not args.table_only:
-        for task, model, seed, cell in grid:
-            run_one(overrides_of(task, model, seed, cell, results, args.extra), args.dry_run)
+        order = grid if args.jobs == 1 else sorted(grid, key=lambda g: cells.index(g[3]))
+        threads = args.threads or (
+            max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+        )
+        commands = [overrides_of(t, m, s, c, results, args.extra) for t, m, s, c in order]
+        run_grid(commands, args.dry_run, args.jobs, threads)
     if args.dry_run:
         return
     rows = [r for r in (collect(*cell, results, args.extra) for cell in grid) if r]
