@@ -14,6 +14,7 @@ from models.mixers.sliding_window_attention import SlidingWindowAttention
 from models.mixers.softmax_attention import SoftmaxAttention
 from models.mixers.sparse_transformer import SparseTransformerAttention
 from models.ops.attention.blocked import (
+    MASKED,
     Part,
     attend,
     blocked_sdpa,
@@ -326,3 +327,26 @@ def test_attention_dropout_acts_in_training_only(make):
         assert torch.equal(mixer.eval()(x, mask), mixer(x, mask))
         mixer.train()
         assert not torch.allclose(mixer(x, mask), mixer(x, mask))
+
+
+def test_attend_gradients_through_both_outputs_are_those_of_plain_softmax_attention():
+    """attend's fused backward (softmax's plus lse's gradient, in place) against autograd
+    through softmax and logsumexp, with both outputs weighted, the mask held in the bias."""
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 3, n, 4, generator=g, dtype=torch.float64) for n in (6, 9, 9))
+    allowed = torch.rand(2, 3, 6, 9, generator=g) > 0.3
+    allowed[..., 2] = True
+    bias = (torch.randn(6, 9, generator=g, dtype=torch.float64)).expand(2, 3, 6, 9)
+    bias = bias.masked_fill(~allowed, MASKED)
+    w_out = torch.randn(2, 3, 6, 4, generator=g, dtype=torch.float64)
+    w_lse = torch.randn(2, 3, 6, generator=g, dtype=torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    part = attend(*leaves, None, bias)
+    grads = torch.autograd.grad((part.out * w_out).sum() + (part.lse * w_lse).sum(), leaves)
+    ref = [t.clone().requires_grad_() for t in (q, k, v)]
+    scores = (ref[0] / 2) @ ref[1].transpose(-1, -2) + bias.masked_fill(~allowed, -math.inf)
+    out, lse = torch.softmax(scores, -1) @ ref[2], scores.logsumexp(-1)
+    torch.testing.assert_close(part.out.double(), out, rtol=1e-5, atol=1e-6)
+    grads_ref = torch.autograd.grad((out * w_out).sum() + (lse * w_lse).sum(), ref)
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-5)

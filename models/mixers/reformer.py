@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-from models.ops.attention.blocked import attend, neighbour_blocks, pad_to_multiple
+from models.ops.attention.blocked import MASKED, attend, neighbour_blocks, pad_to_multiple
 
 # Subtracted from a position's score for itself: attend to self only if nothing else.
 SELF_PENALTY = 1e5
@@ -131,7 +131,10 @@ class LSHAttention(nn.Module):
         sorted_k = neighbour_blocks(sorted_k, 3, 1, 0)
         sorted_v = neighbour_blocks(sorted_v, 3, 1, 0)
 
-        # Scored pairs are (B, H, R, N, W queries, 2W keys).
+        # Scored pairs are (B, H, R, N, W queries, 2W keys). Everything about a pair that is not
+        # its score goes into one additive bias, built in place (no gradient): -log N_ij, the self
+        # penalty, and MASKED at forbidden pairs (s + MASKED == MASKED in float32), so that
+        # attend adds it once instead of masking the scores (a copy forward and backward).
         allowed = (q_bucket.unsqueeze(-1) == k_bucket.unsqueeze(-2)) & (
             k_bucket < self.n_buckets
         ).unsqueeze(-2)
@@ -140,12 +143,13 @@ class LSHAttention(nn.Module):
         is_self = q_pos.unsqueeze(-1) == k_pos.unsqueeze(-2)
         if rounds > 1:
             # A position is in its own set in every round, so its count is `rounds`.
-            bias = self._shared_rounds(chunk_of, buckets, q_pos, k_pos).log().neg_()
+            bias = self._log_shared_rounds(chunk_of, buckets, q_pos, k_pos).neg_()
             bias = bias.masked_fill_(is_self, -SELF_PENALTY - math.log(rounds))
         else:
             bias = is_self.float() * -SELF_PENALTY
+        bias = bias.masked_fill_(~allowed, MASKED)
         out, lse = attend(
-            sorted_q, sorted_k, sorted_v, allowed, bias, self.dropout if self.training else 0.0
+            sorted_q, sorted_k, sorted_v, None, bias, self.dropout if self.training else 0.0
         )
 
         # Unsort each round, then weight the rounds by their share of the total softmax mass.
@@ -154,16 +158,16 @@ class LSHAttention(nn.Module):
         weights = torch.softmax(lse, dim=2).unsqueeze(-1).to(out.dtype)
         return (out * weights).sum(2)[:, :, :length]
 
-    def _shared_rounds(
+    def _log_shared_rounds(
         self,
         chunk_of: torch.Tensor,
         buckets: torch.Tensor,
         q_pos: torch.Tensor,
         k_pos: torch.Tensor,
     ) -> torch.Tensor:
-        """N_ij for every scored pair: in how many rounds j shares i's bucket and sits in i's chunk
-        or the one before. q_pos (B, H, R, N, W), k_pos (B, H, R, N, 2W) -> float
-        (B, H, R, N, W, 2W), at least 1 where j is in i's set."""
+        """log N_ij for every scored pair, N_ij = in how many rounds j shares i's bucket and sits
+        in i's chunk or the one before (0 where N_ij <= 1: j outside i's set is masked anyway).
+        q_pos (B, H, R, N, W), k_pos (B, H, R, N, 2W) -> float (B, H, R, N, W, 2W)."""
         shape = q_pos.shape
         q_index, k_index = q_pos.flatten(2), k_pos.clamp_min(0).flatten(2)
         # One code per (round, position): same bucket and chunk one behind or equal <=> the
@@ -174,5 +178,10 @@ class LSHAttention(nn.Module):
             q_code = code[:, :, r].gather(2, q_index).view(shape)
             k_code = code[:, :, r].gather(2, k_index).view(*shape[:-1], -1)
             gap = q_code.unsqueeze(-1) - k_code.unsqueeze(-2)
-            count += gap.bitwise_and_(-2) == 0  # gap in {0, 1}
-        return count.float().clamp_min_(1.0)
+            count += (gap.bitwise_and_(-2) == 0).view(torch.uint8)  # gap in {0, 1}; no copy
+        # N takes the values 0..R: log N by one masked fill per value, not a float copy and a
+        # log of the whole (..., W, 2W) tensor.
+        log_count = torch.zeros(count.shape, dtype=torch.float32, device=count.device)
+        for n in range(2, self.n_hashes + 1):
+            log_count.masked_fill_(count == n, math.log(n))
+        return log_count

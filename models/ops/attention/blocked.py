@@ -44,42 +44,52 @@ class Part(NamedTuple):
     lse: torch.Tensor
 
 
-class _LogSumExpOfSoftmax(torch.autograd.Function):
-    """lse = logsumexp(scores, -1), given probs = softmax(scores, -1): (..., K) -> (...).
+class _SoftmaxAndLogSumExp(torch.autograd.Function):
+    """scores (..., K) -> (probs = softmax(scores, -1) (..., K), lse = logsumexp(scores, -1) (...)).
 
-    Forward: lse = s_j - log p_j for any key j; at the largest score p_j >= 1/K, so nothing
-    underflows. Not scores.logsumexp: that takes torch.exp of every forbidden score (~MASKED), and
-    exp of an input below -88 leaves the vectorised path (measured on this machine's EPYC: ~30 ns
-    per element instead of ~2; 0.8 of Reformer's 2.3 s per mini layer step went there).
-    Backward: d lse / d scores = p, one product. Autograd through the two amax would instead
-    build an equality mask of the whole (..., K) scores per amax and count it in int64 (copy,
-    sum, divide, multiply): over half of Reformer's mini step (torch.profiler).
-    probs gets no gradient: lse is a function of the scores alone."""
+    lse = s_j - log p_j for any key j; at the largest score p_j >= 1/K, so nothing underflows.
+    Not scores.logsumexp: that takes torch.exp of every forbidden score (~MASKED), and exp of an
+    input below -88 leaves the vectorised path (measured on this machine's EPYC: ~30 ns per
+    element instead of ~2; 0.8 of Reformer's 2.3 s per mini layer step went there).
+
+    Backward in one pass over the scores: d/ds = softmax's backward of the probabilities'
+    gradient, plus lse's gradient times p, added in place. Autograd through two amax would build
+    and count in int64 an equality mask of the whole scores per amax, and a separate lse
+    Function would still write its product and add it (two more passes): together 15-20% of
+    Reformer's `mini` step at one thread (A/B)."""
 
     @staticmethod
-    def forward(ctx, scores, probs):
+    def forward(ctx, scores):
+        probs = torch.softmax(scores, dim=-1)
         ctx.save_for_backward(probs)
-        return scores.amax(-1) - probs.amax(-1).log()
+        return probs, scores.amax(-1) - probs.amax(-1).log()
 
     @staticmethod
-    def backward(ctx, grad_lse):
+    def backward(ctx, grad_probs, grad_lse):
         (probs,) = ctx.saved_tensors
-        return grad_lse.unsqueeze(-1) * probs, None
+        if grad_probs is None:
+            grad = torch.zeros_like(probs)
+        else:
+            grad = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+        if grad_lse is not None:
+            grad.addcmul_(grad_lse.unsqueeze(-1), probs)
+        return grad
 
 
 def attend(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    allowed: torch.Tensor,
+    allowed: torch.Tensor | None,
     bias: torch.Tensor | None = None,
     dropout: float = 0.0,
 ) -> Part:
     """Scaled dot-product attention of q (..., Q, E) over k (..., K, E), v (..., K, Ev), that
     also returns the log-sum-exp of the scores, for `merge_parts`.
 
-    allowed: bool, broadcastable to (..., Q, K). bias: float, added to the scores (e.g. Reformer's
-    self-attention penalty). dropout: on the attention probabilities (pass 0 in eval).
+    allowed: bool, broadcastable to (..., Q, K), or None where the bias already holds MASKED at
+    every forbidden pair (cheaper: no masked copy of the scores, forward or backward). bias:
+    float, added to the scores (e.g. Reformer's self-attention penalty). dropout: on the attention probabilities (pass 0 in eval).
     Returns Part(out (..., Q, Ev), lse (..., Q)). The softmax runs in float32 whatever the input
     dtype. A query with no allowed key gets lse ~ MASKED, hence no weight in a merge, and a
     finite but meaningless out (only padded queries are left like that by the mixers).
@@ -87,9 +97,9 @@ def attend(
     scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2)).float()
     if bias is not None:
         scores = scores + bias
-    scores = scores.masked_fill(~allowed, MASKED)
-    probs = torch.softmax(scores, dim=-1)
-    lse = _LogSumExpOfSoftmax.apply(scores, probs)
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, MASKED)
+    probs, lse = _SoftmaxAndLogSumExp.apply(scores)
     if dropout > 0.0:
         probs = F.dropout(probs, dropout)
     return Part(torch.matmul(probs.to(v.dtype), v), lse)
