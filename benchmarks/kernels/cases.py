@@ -124,6 +124,14 @@ def dropout(length, device, size):
     return Inputs((x, 0.1, 1234), {}, flops.dropout(b * length * d), shape)
 
 
+def causal_conv1d(length, device, size):
+    b, c = (16, 1024) if size == "cuda" else (4, 512)
+    x = _randn(b, length, c, device=device)
+    weight, bias = _randn(c, 4, device=device, scale=0.5), _randn(c, device=device)
+    shape = f"B {b}, C {c}, K 4, SiLU (Mamba's conv at expand 2, D {c // 2})"
+    return Inputs((x, weight, bias, "silu"), {}, flops.causal_conv1d(b, length, c, 4), shape)
+
+
 def fft_conv(length, device, size):
     b, h = (16, 256) if size == "cuda" else (2, 256)
     u = _randn(b, h, length, device=device)
@@ -163,6 +171,7 @@ CASES: dict[str, Case] = {
     "gated_linear_attention": Case(gated_linear_attention),
     "favor": Case(favor),
     "dropout": Case(dropout),
+    "causal_conv1d": Case(causal_conv1d),
     "vandermonde": Case(vandermonde),
     "fft_conv": Case(
         fft_conv,

@@ -47,6 +47,11 @@ def favor(batch: int, heads: int, length: int, dim: int, features: int, value: i
     return batch * heads * length * features * (4.0 * dim + 4.0 * value + 6.0)
 
 
+def causal_conv1d(batch: int, length: int, channels: int, width: int) -> float:
+    """Per (b, l, c): `width` multiply-adds and the bias, the SiLU's exponential and 3 more."""
+    return batch * length * channels * (2.0 * width + 1.0 + 4.0)
+
+
 def dropout(elements: int) -> float:
     """Per element: its random word, a compare and a multiply, counted as 1 (the useful work is
     the mask; Philox's ~10 integer operations per word are the form's cost, not the op's)."""

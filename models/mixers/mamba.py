@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.ops.causal_conv1d import causal_conv1d
 from models.ops.dispatch import backend_override
 from models.ops.selective_scan import selective_scan
 from models.parameter_tags import tag
@@ -56,6 +57,8 @@ class SelectiveSSM(nn.Module):
         self.d_state = d_state
         self.dt_rank = dt_rank
         self.chunk_size = chunk_size
+        # Holds the conv's parameters (nn.Conv1d's init and state_dict names); the
+        # causal_conv1d op applies them, SiLU fused, without transposing to (B, E, L).
         self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
         self.x_proj = nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(dt_rank, d_inner, bias=True)
@@ -71,13 +74,12 @@ class SelectiveSSM(nn.Module):
             tag(param, lr=ssm_lr, weight_decay=0.0)
 
     def forward(self, u: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        length = u.shape[1]
         real = mask.unsqueeze(-1).to(u.dtype)
-        # Causal conv: pad d_conv - 1 on both sides, keep the first L outputs.
-        u = self.conv1d(u.transpose(1, 2))[..., :length].transpose(1, 2)
+        # Causal depthwise conv and SiLU in one op, channels-last (nn.Conv1d's parameters).
+        u = causal_conv1d(u, self.conv1d.weight.squeeze(1), self.conv1d.bias, "silu")
         # The conv bias and the window reaching past the last real token make padded positions
         # non-zero: zero them again before the scan.
-        u = F.silu(u) * real
+        u = u * real
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt)) * real  # delta = 0: padding leaves the state as is
         A = -torch.exp(self.A_log)

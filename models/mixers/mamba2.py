@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.mixers.mamba import inverse_softplus_bias
+from models.ops.causal_conv1d import causal_conv1d
 from models.ops.dispatch import backend_override
 from models.ops.ssd import ssd
 from models.parameter_tags import tag
@@ -71,6 +72,8 @@ class SSDDirection(nn.Module):
         self.d_state = d_state
         self.chunk_size = chunk_size
         channels = d_inner + 2 * n_groups * d_state
+        # Holds the conv's parameters (nn.Conv1d's init and state_dict names); the
+        # causal_conv1d op applies them, SiLU fused, without transposing to (B, C, L).
         self.conv1d = nn.Conv1d(channels, channels, d_conv, groups=channels, padding=d_conv - 1)
         self.dt_bias = nn.Parameter(inverse_softplus_bias(n_heads, dt_min, dt_max, dt_init_floor))
         # A per head uniform in A_init_range (Mamba-2's default (1, 16)), stored as log(-A).
@@ -82,9 +85,10 @@ class SSDDirection(nn.Module):
     def forward(self, xBC: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, _ = xBC.shape
         real = mask.unsqueeze(-1).to(xBC.dtype)
-        xBC = self.conv1d(xBC.transpose(1, 2))[..., :length].transpose(1, 2)
+        # Causal depthwise conv and SiLU in one op, channels-last (nn.Conv1d's parameters).
+        xBC = causal_conv1d(xBC, self.conv1d.weight.squeeze(1), self.conv1d.bias, "silu")
         # Re-zero padding after the conv (bias, window past the last real token).
-        xBC = F.silu(xBC) * real
+        xBC = xBC * real
         group_width = self.n_groups * self.d_state
         x, B, C = xBC.split([self.d_inner, group_width, group_width], dim=-1)
         x = x.unflatten(-1, (self.n_heads, -1))  # (B, L, H, P)

@@ -102,6 +102,19 @@ def dropout(length, dtype, g):
     return (x, 0.1, 0x1234_5678_9ABC), {}
 
 
+def _causal_conv1d(activation):
+    """Mamba's conv: width 4 (longer than the shortest length), channels not a multiple of the
+    vector width."""
+
+    def case(length, dtype, g):
+        x = _randn(g, 3, length, 37, dtype=dtype)
+        weight = _randn(g, 37, 4, dtype=dtype, scale=0.5)
+        bias = _randn(g, 37, dtype=dtype)
+        return (x, weight, bias, activation), {}
+
+    return case
+
+
 def _attention(pattern: AttentionPattern) -> Case:
     def case(length, dtype, g):
         b, h, e = 3, 2, 8
@@ -175,6 +188,7 @@ CASES: dict[str, dict[str, Case]] = {
     },
     "favor": {"padded": favor},
     "dropout": {"activations": dropout},
+    "causal_conv1d": {"silu": _causal_conv1d("silu"), "linear": _causal_conv1d(None)},
     "vandermonde": {"shifted": vandermonde},
     "dplr_kernel": {"legs": dplr_kernel},
     "fft_conv": {"bidirectional": fft_conv},

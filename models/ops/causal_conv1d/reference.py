@@ -1,0 +1,22 @@
+"""Mamba's short causal depthwise convolution (and its SiLU) in plain PyTorch: nn.Conv1d's
+arithmetic, the oracle of the `causal_conv1d` op and its form on GPUs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+ACTIVATIONS = (None, "silu")
+
+
+def causal_conv1d_reference(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None
+) -> torch.Tensor:
+    """x: (B, L, C); weight: (C, K); bias: (C,) or None; activation: None | 'silu'.
+    Returns (B, L, C): y[t] = act(bias + sum_k weight[:, k] x[t - (K - 1) + k]), zeros before 0."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"causal_conv1d: activation {activation!r}; choose from {ACTIVATIONS}")
+    length, width = x.shape[1], weight.shape[1]
+    y = F.conv1d(x.transpose(1, 2), weight.unsqueeze(1), bias, padding=width - 1, groups=x.shape[2])
+    y = y[..., :length].transpose(1, 2)
+    return F.silu(y) if activation == "silu" else y
