@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.layers.additive_mask import additive_mask
 from models.layers.dropout import dropout as dropout_layer
 from models.layers.projections import attention_projections, merge_heads, split_fused_heads
 from models.ops.attention import AttentionPattern, attention
@@ -73,7 +74,7 @@ def explicit_attention(
     Not `models.ops.attention.blocked.attend`: that one also takes a log-sum-exp of the scores and runs the
     softmax in float32, work and memory that a speed baseline of LRA's attention must not add."""
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, L, L)
-    scores = scores.masked_fill(~allowed, float("-inf"))
+    scores = scores + additive_mask(allowed, scores.dtype)
     weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
     weights = dropout_layer(weights, dropout, training=dropout > 0)
     return weights @ v

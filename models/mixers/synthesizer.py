@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.layers.additive_mask import additive_mask
 from models.layers.dropout import Dropout
 from models.layers.projections import merge_heads, split_heads
 
@@ -119,7 +120,7 @@ class SynthesizerAttention(nn.Module):
         allowed = mask[:, None, None, :]  # (B, 1, 1, L)
         if self.causal:
             allowed = allowed & torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
-        logits = logits.masked_fill(~allowed, float("-inf"))
+        logits = logits + additive_mask(allowed, logits.dtype)
         weights = self.dropout(logits.softmax(dim=-1))
         v = split_heads(self.value(x), self.n_heads)
         return self.out(merge_heads(weights @ v))
