@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.layers.additive_mask import additive_mask
 from models.layers.dropout import dropout
 from models.ops.fft_conv import long_conv
 from models.parameter_tags import tag
@@ -209,7 +210,7 @@ class Mega(nn.Module):
             # outputs are padding) rather than produce NaN.
             allowed = allowed | ~mask.any(-1)[:, :, None, None]
             scores = torch.matmul(q, k.transpose(-1, -2)) * self.z_dim**-0.5 + bias
-            weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+            weights = (scores + additive_mask(allowed, scores.dtype)).softmax(-1)
         else:
             # Laplace / relu^2 are normalised by the number of keys a query may see instead of a
             # softmax (Mega's element attention).
