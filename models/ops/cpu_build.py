@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from models.ops.dispatch import BackendUnavailable
+from models.ops.dispatch import Backend, BackendUnavailable
 
 # Flags for the vector instructions that PyTorch found on this CPU (ATEN_CPU_CAPABILITY lowers
 # them); -march=native would do the same but could not be named in the cache, where a build
@@ -96,6 +96,12 @@ def on_cpu_and_buildable(tensors: Sequence[torch.Tensor]) -> str | None:
     if devices - {"cpu"}:
         return f"the compiled CPU kernel takes CPU tensors (got {sorted(devices)})"
     return build_problem()
+
+
+def compiled_cpu_backend(target: str) -> Backend:
+    """The `cpu` backend of an op: its compiled kernel at `target` ('module:function'), run on
+    CPU tensors where a kernel can be built, passed over by "auto" with one line where not."""
+    return Backend("cpu", target, available=on_cpu_and_buildable, optional=True, compiled=True)
 
 
 def extensions_root() -> Path:

@@ -11,20 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from models.ops.cpu_build import on_cpu_and_buildable
+from models.ops.cpu_build import compiled_cpu_backend
 from models.ops.dispatch import Backend, KernelOp
 
 OP = KernelOp(
     "causal_conv1d",
     [
         Backend("reference", "models.ops.causal_conv1d.reference:causal_conv1d_reference"),
-        Backend(
-            "cpu",
-            "models.ops.causal_conv1d.cpu:causal_conv1d_cpu",
-            available=on_cpu_and_buildable,
-            optional=True,
-            compiled=True,
-        ),
+        compiled_cpu_backend("models.ops.causal_conv1d.cpu:causal_conv1d_cpu"),
     ],
     auto={"cuda": ("reference",), "cpu": ("cpu", "reference")},
 )

@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import torch
 
-from models.ops.cpu_build import on_cpu_and_buildable
+from models.ops.cpu_build import compiled_cpu_backend
 from models.ops.dispatch import Backend, KernelOp
 
 OP = KernelOp(
     "dropout",
     [
         Backend("reference", "models.ops.dropout.reference:dropout_reference"),
-        Backend(
-            "cpu",
-            "models.ops.dropout.cpu:dropout_cpu",
-            available=on_cpu_and_buildable,
-            optional=True,
-            compiled=True,
-        ),
+        compiled_cpu_backend("models.ops.dropout.cpu:dropout_cpu"),
     ],
     auto={"cuda": ("reference",), "cpu": ("cpu", "reference")},
 )

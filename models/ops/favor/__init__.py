@@ -14,20 +14,14 @@ from __future__ import annotations
 
 import torch
 
-from models.ops.cpu_build import on_cpu_and_buildable
+from models.ops.cpu_build import compiled_cpu_backend
 from models.ops.dispatch import Backend, KernelOp
 
 OP = KernelOp(
     "favor",
     [
         Backend("reference", "models.ops.favor.reference:favor_attention_reference"),
-        Backend(
-            "cpu",
-            "models.ops.favor.cpu:favor_attention_cpu",
-            available=on_cpu_and_buildable,
-            optional=True,
-            compiled=True,
-        ),
+        compiled_cpu_backend("models.ops.favor.cpu:favor_attention_cpu"),
     ],
     auto={"cuda": ("reference",), "cpu": ("cpu", "reference")},
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from models.ops.cpu_build import on_cpu_and_buildable
+from models.ops.cpu_build import compiled_cpu_backend
 from models.ops.dispatch import Backend, KernelOp, triton_runs_here
 
 OP = KernelOp(
@@ -29,13 +29,7 @@ OP = KernelOp(
             available=triton_runs_here,
             compiled=True,
         ),
-        Backend(
-            "cpu",
-            "models.ops.gated_linear_attention.cpu:gated_linear_attention_cpu",
-            available=on_cpu_and_buildable,
-            optional=True,
-            compiled=True,
-        ),
+        compiled_cpu_backend("models.ops.gated_linear_attention.cpu:gated_linear_attention_cpu"),
     ],
     auto={"cuda": ("triton", "chunked"), "cpu": ("cpu", "chunked")},
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from models.ops.cpu_build import on_cpu_and_buildable
+from models.ops.cpu_build import compiled_cpu_backend
 from models.ops.dispatch import Backend, KernelOp, triton_runs_here
 
 OP = KernelOp(
@@ -25,13 +25,7 @@ OP = KernelOp(
             available=triton_runs_here,
             compiled=True,
         ),
-        Backend(
-            "cpu",
-            "models.ops.selective_scan.cpu:selective_scan_cpu",
-            available=on_cpu_and_buildable,
-            optional=True,
-            compiled=True,
-        ),
+        compiled_cpu_backend("models.ops.selective_scan.cpu:selective_scan_cpu"),
     ],
     auto={"cuda": ("triton", "chunked"), "cpu": ("cpu", "chunked")},
 )
