@@ -22,15 +22,14 @@ from torch import nn
 
 from models.ops import cpu_build
 from models.ops.dropout import dropout as dropout_op
+from models.ops.dropout.reference import check_probability
 
 SEED_END = 2**63 - 1  # seeds are drawn from [0, 2^63 - 1)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """F.dropout(x, p, training) with the op's mask on CPU. x: any shape. Returns x's shape."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-    if not training or p == 0.0:
+    if not training or check_probability(p) == 0.0:
         return x
     if x.device.type != "cpu" or cpu_build.build_problem() is not None:
         return F.dropout(x, p, training=True)
@@ -43,9 +42,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = float(check_probability(p))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)

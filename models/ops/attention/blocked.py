@@ -89,7 +89,8 @@ def attend(
 
     allowed: bool, broadcastable to (..., Q, K), or None where the bias already holds MASKED at
     every forbidden pair (cheaper: no masked copy of the scores, forward or backward). bias:
-    float, added to the scores (e.g. Reformer's self-attention penalty). dropout: on the attention probabilities (pass 0 in eval).
+    float, added to the scores (e.g. Reformer's self-attention penalty). dropout: on the
+    attention probabilities (pass 0 in eval).
     Returns Part(out (..., Q, Ev), lse (..., Q)). The softmax runs in float32 whatever the input
     dtype. A query with no allowed key gets lse ~ MASKED, hence no weight in a merge, and a
     finite but meaningless out (only padded queries are left like that by the mixers).

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from models.ops.causal_conv1d.reference import ACTIVATIONS
+from models.ops.causal_conv1d.reference import check_activation
 from models.ops.cpu_build import KERNEL_DTYPES, call, load_kernel
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "causal_conv1d_cpu.cpp"
@@ -65,8 +65,7 @@ def causal_conv1d_cpu(
     """The op by the compiled CPU kernel; arguments as models.ops.causal_conv1d.causal_conv1d.
     Raises BackendUnavailable when the kernel cannot be built here."""
     kernel()  # builds, or says why it cannot, before any tensor work
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"causal_conv1d: activation {activation!r}; choose from {ACTIVATIONS}")
+    check_activation(activation)
     if x.dim() != 3 or weight.dim() != 2 or weight.shape[0] != x.shape[2]:
         raise ValueError(
             f"causal_conv1d: x (B, L, C), weight (C, K); got {tuple(x.shape)}, {tuple(weight.shape)}"

@@ -46,11 +46,16 @@ def philox4x32(counter: tuple, key: tuple) -> tuple[torch.Tensor, ...]:
     return c0, c1, c2, c3
 
 
-def keep_threshold(p: float) -> int:
-    """ceil(p * 2^32): an element is kept where its 32 bits are at least this (2^32: never)."""
+def check_probability(p: float) -> float:
+    """p itself, or a ValueError naming it when it is not a probability."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
-    return math.ceil(p * 2**32)
+    return p
+
+
+def keep_threshold(p: float) -> int:
+    """ceil(p * 2^32): an element is kept where its 32 bits are at least this (2^32: never)."""
+    return math.ceil(check_probability(p) * 2**32)
 
 
 def keep_scale(p: float) -> float:
