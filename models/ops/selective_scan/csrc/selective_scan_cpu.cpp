@@ -5,16 +5,24 @@
 //   y_t[d]    = sum_n C_t[n] h_t[d, n] + D[d] u_t[d]
 //
 // Work is split into tasks of one batch row and a tile of consecutive channels, run in parallel
-// with at::parallel_for (so torch.set_num_threads applies). Inside a task every loop over the
-// tile's channels is innermost and contiguous in memory (u and delta are (b, l, d)), marked
-// `omp simd`: the compiler turns it into vector code, exp included (exp_approx below has no
-// branches and no calls). The tile's state (n, tile) stays in L1.
+// with at::parallel_for (so torch.set_num_threads applies). Inside a task, channels go in
+// vectors of 32 bytes (8 floats, 4 doubles; GCC's vector extensions, so the code is the same for
+// both dtypes and for any x86 or ARM vector unit), and for each vector the loop over the state
+// size n runs innermost with delta, u and the output's sum held in registers: the states are
+// laid out (vector, n, lane). Lanes past the tile's last channel hold zeros and are never
+// written out. The per-update cost is dominated by exp(delta A): A is scaled by log2(e) once
+// per tile and exp2 runs as a polynomial on whole vectors (float; the float64 form, used for
+// checking, calls the library's exp2 per lane).
 //
 // Memory: the forward keeps one state per chunk of `chunk` steps, (b, n_chunks, d, n). The
 // backward walks the chunks from last to first; for each it rebuilds, from the kept state, the
 // chunk's states (chunk + 1, n, tile) and decay factors exp(delta A) (chunk, n, tile) in a buffer
 // of the task sized for L2 (which sets the tile), then runs the adjoint recurrence back through
 // the chunk. Nothing of size (b, l, d, n) is ever stored.
+//
+// Measured at b 64, l 200, d 128, n 16 (a mini ListOps Mamba layer), one thread: forward 23.5 ->
+// 14.3 ms, backward 43.6 -> 36.2 ms against the former loops (channels innermost, `omp simd`,
+// exp by Cephes' expf in each lane).
 //
 // The entry points are plain C functions on contiguous arrays that the caller allocates and
 // checks (cpu.py): the only torch header is ATen/Parallel.h, so the first build compiles in
@@ -27,16 +35,93 @@
 #include "kernel_common.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <cstdint>
-#include <exception>
+#include <cstring>
 #include <vector>
 
 namespace {
 
 using lra_kernels::guarded;
-using lra_kernels::exp_approx;
+
+// One vector of T: 32 bytes.
+template <typename T>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  typedef float Vector __attribute__((vector_size(32)));
+  typedef int32_t Integers __attribute__((vector_size(32)));
+  static constexpr int64_t count = 8;
+};
+template <>
+struct Lanes<double> {
+  typedef double Vector __attribute__((vector_size(32)));
+  static constexpr int64_t count = 4;
+};
+template <typename T>
+using Vec = typename Lanes<T>::Vector;
+template <typename T>
+constexpr int64_t kLanes = Lanes<T>::count;
+
+template <typename T>
+inline Vec<T> splat(T x) {
+  return Vec<T>{} + x;
+}
+template <typename T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename T>
+inline void store(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+// Vector j of a row of `width` values: lanes past the end read as 0.
+template <typename T>
+inline Vec<T> load_part(const T* row, int64_t j, int64_t width) {
+  if ((j + 1) * kLanes<T> <= width) return load(row + j * kLanes<T>);
+  Vec<T> v{};
+  for (int64_t i = 0; j * kLanes<T> + i < width; ++i) v[i] = row[j * kLanes<T> + i];
+  return v;
+}
+template <typename T>
+inline void store_part(T* row, int64_t j, int64_t width, Vec<T> v) {
+  if ((j + 1) * kLanes<T> <= width) return store(row + j * kLanes<T>, v);
+  for (int64_t i = 0; j * kLanes<T> + i < width; ++i) row[j * kLanes<T> + i] = v[i];
+}
+
+constexpr double kLog2E = 1.4426950408889634;
+
+// 2^y in float: y = k + f with k = round(y), |f| <= 1/2; 2^f by a degree-6 polynomial fitted to
+// 2^f on [-1/2, 1/2] (max relative error 1e-7 evaluated in float, about Cephes' expf), 2^k put
+// into the exponent bits. Below 2^-125.9 (exp(-87.3), the smallest normal float's order) the
+// answer is 0; above 2^127 it saturates (the scan's exponents, delta A log2(e), are <= 0).
+inline Vec<float> exp2_lanes(Vec<float> y) {
+  using V = Vec<float>;
+  using I = Lanes<float>::Integers;
+  const I underflows = y < splat(-125.9f);
+  y = y < splat(-125.9f) ? splat(-125.9f) : y;
+  y = y > splat(127.0f) ? splat(127.0f) : y;
+  const V k = (y + splat(12582912.0f)) - splat(12582912.0f);  // 1.5 * 2^23: round to nearest
+  const V f = y - k;
+  V p = splat(1.5345810970757157e-4f);
+  p = p * f + splat(1.3399930903688073e-3f);
+  p = p * f + splat(9.618489071726799e-3f);
+  p = p * f + splat(5.550328642129898e-2f);
+  p = p * f + splat(2.4022646248340607e-1f);
+  p = p * f + splat(6.931471824645996e-1f);
+  p = p * f + splat(1.0f);
+  const I exponent = (__builtin_convertvector(k, I) + 127) << 23;
+  const V result = p * reinterpret_cast<const V&>(exponent);
+  return underflows ? splat(0.0f) : result;
+}
+
+// float64 is for checking against the reference to 1e-10: the library's exp2, lane by lane.
+inline Vec<double> exp2_lanes(Vec<double> y) {
+  for (int64_t i = 0; i < kLanes<double>; ++i) y[i] = std::exp2(y[i]);
+  return y;
+}
 
 struct Sizes {
   int64_t batch, length, channels, states, chunk, n_chunks;
@@ -57,63 +142,68 @@ int64_t backward_tile(const Sizes& s) {
   return std::clamp<int64_t>(tile, 8, std::max<int64_t>(s.channels, 8));
 }
 
+// A tile's (vector, n, lane) layout: where channel w of the tile and state n live.
+inline int64_t lane_index(int64_t w, int64_t n, int64_t states, int64_t lanes) {
+  return ((w / lanes) * states + n) * lanes + w % lanes;
+}
+
+// Copies the tile's channels [d0, d0 + width) of a (d, n) block (A, or one row's state) into the
+// (vector, n, lane) layout times `scale`, zeros in the lanes past `width`; `to_rows` copies back.
+template <typename T>
+void to_lanes(const T* rows, int64_t width, int64_t states, T scale, T* lanes_out, int64_t plane) {
+  std::fill(lanes_out, lanes_out + plane, T(0));
+  for (int64_t w = 0; w < width; ++w)
+    for (int64_t n = 0; n < states; ++n)
+      lanes_out[lane_index(w, n, states, kLanes<T>)] = rows[w * states + n] * scale;
+}
+template <typename T>
+void to_rows(const T* lanes_in, int64_t width, int64_t states, T* rows) {
+  for (int64_t w = 0; w < width; ++w)
+    for (int64_t n = 0; n < states; ++n)
+      rows[w * states + n] = lanes_in[lane_index(w, n, states, kLanes<T>)];
+}
+
 // Forward over tasks [begin, end) of (batch row, channel tile). Writes y, the last state and,
 // when `chunk_states` is not null, the state at the start of every chunk.
 template <typename T>
 void forward_tasks(int64_t begin, int64_t end, const Sizes& s, int64_t tile, const T* u,
                    const T* delta, const T* A, const T* B, const T* C, const T* D, const T* h0,
                    T* y, T* last_state, T* chunk_states) {
-  const int64_t n_tiles = (s.channels + tile - 1) / tile;
-  std::vector<T> state_buffer(s.states * tile), a_buffer(s.states * tile);
-  std::vector<T> dt_buffer(tile), du_buffer(tile), y_buffer(tile);
+  constexpr int64_t L = kLanes<T>;
+  const int64_t N = s.states, n_tiles = (s.channels + tile - 1) / tile;
+  const int64_t plane = (tile + L - 1) / L * L * N;
+  std::vector<T> state_buffer(plane), a_buffer(plane);
   T* __restrict__ state = state_buffer.data();
-  T* __restrict__ a_tile = a_buffer.data();
-  T* __restrict__ dt = dt_buffer.data();
-  T* __restrict__ du = du_buffer.data();
-  T* __restrict__ acc = y_buffer.data();
+  T* __restrict__ a2 = a_buffer.data();  // A log2(e)
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / n_tiles, d0 = (task % n_tiles) * tile;
-    const int64_t width = std::min(tile, s.channels - d0);
-    // A (d, n) and states (b, d, n) are transposed into (n, tile) so that channels are inner.
-    for (int64_t n = 0; n < s.states; ++n) {
-      for (int64_t w = 0; w < width; ++w) {
-        a_tile[n * tile + w] = A[(d0 + w) * s.states + n];
-        state[n * tile + w] = h0[(b * s.channels + d0 + w) * s.states + n];
-      }
-    }
+    const int64_t width = std::min(tile, s.channels - d0), vectors = (width + L - 1) / L;
+    to_lanes<T>(A + d0 * N, width, N, T(kLog2E), a2, plane);
+    to_lanes<T>(h0 + (b * s.channels + d0) * N, width, N, T(1), state, plane);
     for (int64_t t = 0; t < s.length; ++t) {
-      if (chunk_states != nullptr && t % s.chunk == 0) {
-        T* out = chunk_states + ((b * s.n_chunks + t / s.chunk) * s.channels + d0) * s.states;
-        for (int64_t w = 0; w < width; ++w)
-          for (int64_t n = 0; n < s.states; ++n) out[w * s.states + n] = state[n * tile + w];
-      }
-      const int64_t row = (b * s.length + t);
+      if (chunk_states != nullptr && t % s.chunk == 0)
+        to_rows<T>(state, width, N,
+                   chunk_states + ((b * s.n_chunks + t / s.chunk) * s.channels + d0) * N);
+      const int64_t row = b * s.length + t;
       const T* u_t = u + row * s.channels + d0;
       const T* delta_t = delta + row * s.channels + d0;
-#pragma omp simd
-      for (int64_t w = 0; w < width; ++w) {
-        dt[w] = delta_t[w];
-        du[w] = delta_t[w] * u_t[w];
-        acc[w] = D != nullptr ? D[d0 + w] * u_t[w] : T(0);
-      }
-      for (int64_t n = 0; n < s.states; ++n) {
-        const T b_n = B[row * s.states + n], c_n = C[row * s.states + n];
-        T* __restrict__ h = state + n * tile;
-        const T* __restrict__ a = a_tile + n * tile;
-#pragma omp simd
-        for (int64_t w = 0; w < width; ++w) {
-          const T next = exp_approx(dt[w] * a[w]) * h[w] + du[w] * b_n;
-          h[w] = next;
-          acc[w] += c_n * next;
+      const T* B_t = B + row * N;
+      const T* C_t = C + row * N;
+      for (int64_t j = 0; j < vectors; ++j) {
+        const Vec<T> dt = load_part(delta_t, j, width), u_j = load_part(u_t, j, width);
+        const Vec<T> du = dt * u_j;
+        Vec<T> out = D != nullptr ? load_part(D + d0, j, width) * u_j : splat(T(0));
+        T* __restrict__ h = state + j * N * L;
+        const T* __restrict__ a = a2 + j * N * L;
+        for (int64_t n = 0; n < N; ++n) {
+          const Vec<T> next = exp2_lanes(dt * load(a + n * L)) * load(h + n * L) + du * B_t[n];
+          store(h + n * L, next);
+          out += C_t[n] * next;
         }
+        store_part(y + row * s.channels + d0, j, width, out);
       }
-      T* y_t = y + row * s.channels + d0;
-#pragma omp simd
-      for (int64_t w = 0; w < width; ++w) y_t[w] = acc[w];
     }
-    for (int64_t w = 0; w < width; ++w)
-      for (int64_t n = 0; n < s.states; ++n)
-        last_state[(b * s.channels + d0 + w) * s.states + n] = state[n * tile + w];
+    to_rows<T>(state, width, N, last_state + (b * s.channels + d0) * N);
   }
 }
 
@@ -135,64 +225,62 @@ struct BackwardArgs {
 //   grad_u_t[d]   = delta_t sum_n lambda_t B_t + D grad_y_t
 //   grad_delta_t  = sum_n lambda_t (A e_t h_{t-1} + B_t u_t)
 //   grad_A[d, n] += lambda_t delta_t e_t h_{t-1}             grad_h0 = e_0 lambda_0
+// grad_B and grad_C are sums over channels: each (t, n) gathers one vector of lane partials over
+// the tile's vectors and adds their sum once.
 template <typename T>
 void backward_tasks(int64_t begin, int64_t end, const Sizes& s, int64_t tile, int64_t groups,
                     const BackwardArgs<T>& g) {
-  const int64_t n_tiles = (s.channels + tile - 1) / tile;
+  constexpr int64_t L = kLanes<T>;
+  const int64_t N = s.states, n_tiles = (s.channels + tile - 1) / tile;
   const int64_t tiles_per_group = (n_tiles + groups - 1) / groups;
-  const int64_t plane = s.states * tile;
+  const int64_t plane = (tile + L - 1) / L * L * N;
   std::vector<T> states_buffer((s.chunk + 1) * plane), exps_buffer(s.chunk * plane);
-  std::vector<T> lambda_buffer(plane), a_buffer(plane), grad_a_buffer(plane), vectors(7 * tile);
-  T* __restrict__ states = states_buffer.data();  // (chunk + 1, n, tile): h before each step
-  T* __restrict__ exps = exps_buffer.data();      // (chunk, n, tile): exp(delta A) of each step
+  std::vector<T> lambda_buffer(plane), a_buffer(plane), a2_buffer(plane), grad_a_buffer(plane);
+  std::vector<T> partials(2 * N * L), grad_d_buffer(plane / N);
+  T* __restrict__ states = states_buffer.data();  // (chunk + 1, plane): h before each step
+  T* __restrict__ exps = exps_buffer.data();      // (chunk, plane): exp(delta A) of each step
   T* __restrict__ lambda = lambda_buffer.data();
-  T* __restrict__ a_tile = a_buffer.data();
+  T* __restrict__ a_lanes = a_buffer.data();
+  T* __restrict__ a2 = a2_buffer.data();  // A log2(e)
   T* __restrict__ grad_a = grad_a_buffer.data();
-  T* __restrict__ dt = vectors.data();
-  T* __restrict__ u_w = dt + tile;
-  T* __restrict__ du = u_w + tile;
-  T* __restrict__ gy = du + tile;
-  T* __restrict__ lambda_b = gy + tile;      // sum_n lambda B
-  T* __restrict__ lambda_aeh = lambda_b + tile;  // sum_n lambda A e h_{t-1}
-  T* __restrict__ grad_d = lambda_aeh + tile;
+  T* __restrict__ grad_b_lanes = partials.data();  // (n, lane) partial sums of one step
+  T* __restrict__ grad_c_lanes = grad_b_lanes + N * L;
+  T* __restrict__ grad_d = grad_d_buffer.data();
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / groups, group = task % groups;
-    T* grad_B = g.grad_B + (group * s.batch + b) * s.length * s.states;
-    T* grad_C = g.grad_C + (group * s.batch + b) * s.length * s.states;
+    T* grad_B = g.grad_B + (group * s.batch + b) * s.length * N;
+    T* grad_C = g.grad_C + (group * s.batch + b) * s.length * N;
     const int64_t first_tile = group * tiles_per_group;
     const int64_t last_tile = std::min(n_tiles, first_tile + tiles_per_group);
     for (int64_t tile_index = first_tile; tile_index < last_tile; ++tile_index) {
       const int64_t d0 = tile_index * tile, width = std::min(tile, s.channels - d0);
-      for (int64_t n = 0; n < s.states; ++n) {
-        for (int64_t w = 0; w < width; ++w) {
-          const int64_t at = (d0 + w) * s.states + n;
-          a_tile[n * tile + w] = g.A[at];
-          lambda[n * tile + w] = g.grad_last[b * s.channels * s.states + at];
-          grad_a[n * tile + w] = T(0);
-        }
-      }
-      for (int64_t w = 0; w < width; ++w) grad_d[w] = T(0);
+      const int64_t vectors = (width + L - 1) / L;
+      to_lanes<T>(g.A + d0 * N, width, N, T(1), a_lanes, plane);
+      to_lanes<T>(g.A + d0 * N, width, N, T(kLog2E), a2, plane);
+      to_lanes<T>(g.grad_last + (b * s.channels + d0) * N, width, N, T(1), lambda, plane);
+      std::fill(grad_a, grad_a + plane, T(0));
+      std::fill(grad_d, grad_d + plane / N, T(0));
       for (int64_t chunk = s.n_chunks - 1; chunk >= 0; --chunk) {
         const int64_t t0 = chunk * s.chunk, steps = std::min(s.chunk, s.length - t0);
-        const T* stored = g.chunk_states + ((b * s.n_chunks + chunk) * s.channels + d0) * s.states;
-        for (int64_t n = 0; n < s.states; ++n)
-          for (int64_t w = 0; w < width; ++w) states[n * tile + w] = stored[w * s.states + n];
+        to_lanes<T>(g.chunk_states + ((b * s.n_chunks + chunk) * s.channels + d0) * N, width, N,
+                    T(1), states, plane);
         // Rebuild the chunk: states[k + 1] = h after step t0 + k, exps[k] its decay factor.
         for (int64_t k = 0; k < steps; ++k) {
           const int64_t row = b * s.length + t0 + k;
           const T* u_t = g.u + row * s.channels + d0;
           const T* delta_t = g.delta + row * s.channels + d0;
-          for (int64_t n = 0; n < s.states; ++n) {
-            const T b_n = g.B[row * s.states + n];
-            const T* __restrict__ before = states + k * plane + n * tile;
-            T* __restrict__ after = states + (k + 1) * plane + n * tile;
-            T* __restrict__ ek = exps + k * plane + n * tile;
-            const T* __restrict__ a = a_tile + n * tile;
-#pragma omp simd
-            for (int64_t w = 0; w < width; ++w) {
-              const T e = exp_approx(delta_t[w] * a[w]);
-              ek[w] = e;
-              after[w] = e * before[w] + delta_t[w] * u_t[w] * b_n;
+          const T* B_t = g.B + row * N;
+          for (int64_t j = 0; j < vectors; ++j) {
+            const Vec<T> dt = load_part(delta_t, j, width);
+            const Vec<T> du = dt * load_part(u_t, j, width);
+            const T* __restrict__ a = a2 + j * N * L;
+            const T* __restrict__ before = states + k * plane + j * N * L;
+            T* __restrict__ after = states + (k + 1) * plane + j * N * L;
+            T* __restrict__ e_k = exps + k * plane + j * N * L;
+            for (int64_t n = 0; n < N; ++n) {
+              const Vec<T> e = exp2_lanes(dt * load(a + n * L));
+              store(e_k + n * L, e);
+              store(after + n * L, e * load(before + n * L) + du * B_t[n]);
             }
           }
         }
@@ -201,58 +289,50 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, int64_t tile, in
           const T* u_t = g.u + row * s.channels + d0;
           const T* delta_t = g.delta + row * s.channels + d0;
           const T* grad_y_t = g.grad_y + row * s.channels + d0;
-#pragma omp simd
-          for (int64_t w = 0; w < width; ++w) {
-            dt[w] = delta_t[w];
-            u_w[w] = u_t[w];
-            du[w] = delta_t[w] * u_t[w];
-            gy[w] = grad_y_t[w];
-            lambda_b[w] = T(0);
-            lambda_aeh[w] = T(0);
-          }
-          for (int64_t n = 0; n < s.states; ++n) {
-            const T b_n = g.B[row * s.states + n], c_n = g.C[row * s.states + n];
-            const T* __restrict__ ek = exps + k * plane + n * tile;
-            const T* __restrict__ before = states + k * plane + n * tile;
-            const T* __restrict__ after = states + (k + 1) * plane + n * tile;
-            const T* __restrict__ a = a_tile + n * tile;
-            T* __restrict__ lam = lambda + n * tile;
-            T* __restrict__ ga = grad_a + n * tile;
-            T sum_b = T(0), sum_c = T(0);
-#pragma omp simd reduction(+ : sum_b, sum_c)
-            for (int64_t w = 0; w < width; ++w) {
-              const T l = lam[w] + c_n * gy[w];
-              const T e = ek[w];
-              const T leh = l * e * before[w];
-              sum_c += gy[w] * after[w];
-              sum_b += l * du[w];
-              lambda_b[w] += l * b_n;
-              lambda_aeh[w] += leh * a[w];
-              ga[w] += leh * dt[w];
-              lam[w] = l * e;
+          const T* B_t = g.B + row * N;
+          const T* C_t = g.C + row * N;
+          std::fill(grad_b_lanes, grad_b_lanes + 2 * N * L, T(0));
+          for (int64_t j = 0; j < vectors; ++j) {
+            const Vec<T> dt = load_part(delta_t, j, width), u_j = load_part(u_t, j, width);
+            const Vec<T> gy = load_part(grad_y_t, j, width);
+            const Vec<T> du = dt * u_j;
+            Vec<T> lambda_b = splat(T(0)), lambda_aeh = splat(T(0));  // sums over n
+            const T* __restrict__ a = a_lanes + j * N * L;
+            const T* __restrict__ before = states + k * plane + j * N * L;
+            const T* __restrict__ after = states + (k + 1) * plane + j * N * L;
+            const T* __restrict__ e_k = exps + k * plane + j * N * L;
+            T* __restrict__ lam = lambda + j * N * L;
+            T* __restrict__ ga = grad_a + j * N * L;
+            for (int64_t n = 0; n < N; ++n) {
+              const Vec<T> l = load(lam + n * L) + C_t[n] * gy;
+              const Vec<T> e = load(e_k + n * L);
+              const Vec<T> leh = l * e * load(before + n * L);
+              store(grad_c_lanes + n * L, load(grad_c_lanes + n * L) + gy * load(after + n * L));
+              store(grad_b_lanes + n * L, load(grad_b_lanes + n * L) + l * du);
+              lambda_b += l * B_t[n];
+              lambda_aeh += leh * load(a + n * L);
+              store(ga + n * L, load(ga + n * L) + leh * dt);
+              store(lam + n * L, l * e);
             }
-            grad_B[(t0 + k) * s.states + n] += sum_b;
-            grad_C[(t0 + k) * s.states + n] += sum_c;
+            const Vec<T> skip = g.D != nullptr ? load_part(g.D + d0, j, width) * gy : splat(T(0));
+            store_part(g.grad_u + row * s.channels + d0, j, width, dt * lambda_b + skip);
+            store_part(g.grad_delta + row * s.channels + d0, j, width, lambda_aeh + u_j * lambda_b);
+            store(grad_d + j * L, load(grad_d + j * L) + gy * u_j);
           }
-          T* grad_u_t = g.grad_u + row * s.channels + d0;
-          T* grad_delta_t = g.grad_delta + row * s.channels + d0;
-#pragma omp simd
-          for (int64_t w = 0; w < width; ++w) {
-            const T skip = g.D != nullptr ? g.D[d0 + w] * gy[w] : T(0);
-            grad_u_t[w] = dt[w] * lambda_b[w] + skip;
-            grad_delta_t[w] = lambda_aeh[w] + u_w[w] * lambda_b[w];
-            grad_d[w] += gy[w] * u_w[w];
+          for (int64_t n = 0; n < N; ++n) {
+            T sum_b = T(0), sum_c = T(0);
+            for (int64_t i = 0; i < L; ++i) {
+              sum_b += grad_b_lanes[n * L + i];
+              sum_c += grad_c_lanes[n * L + i];
+            }
+            grad_B[(t0 + k) * N + n] += sum_b;
+            grad_C[(t0 + k) * N + n] += sum_c;
           }
         }
       }
-      for (int64_t w = 0; w < width; ++w) {
-        for (int64_t n = 0; n < s.states; ++n) {
-          const int64_t at = (b * s.channels + d0 + w) * s.states + n;
-          g.grad_h0[at] = lambda[n * tile + w];
-          g.grad_A[at] = grad_a[n * tile + w];
-        }
-        if (g.grad_D != nullptr) g.grad_D[b * s.channels + d0 + w] = grad_d[w];
-      }
+      to_rows<T>(lambda, width, N, g.grad_h0 + (b * s.channels + d0) * N);
+      to_rows<T>(grad_a, width, N, g.grad_A + (b * s.channels + d0) * N);
+      if (g.grad_D != nullptr) std::copy(grad_d, grad_d + width, g.grad_D + b * s.channels + d0);
     }
   }
 }
