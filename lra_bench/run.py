@@ -361,6 +361,12 @@ def run_once(cfg: DictConfig, choices: Mapping[str, str | None] | None = None) -
         if world.is_main:
             report(record, refresh_leaderboard(results_dir), run_dir, results_dir)
         return Finished(record, bool(skip), run_dir, results_dir)
+    except Preempted:
+        # The ranks stopped at the same step. None may end before rank 0 has written all it
+        # writes on the way out (checkpoint, metrics, learning curve, lock): torchrun sends
+        # SIGTERM to every process as soon as one has ended, and outside training that kills.
+        world.barrier()
+        raise
     finally:
         world.close()
 
