@@ -1,7 +1,8 @@
 """The compiled causal depthwise convolution (models/ops/causal_conv1d/cpu.py) beyond the shared
 backend tests (test_backends.py: values and every gradient against nn.Conv1d's arithmetic, with
-and without SiLU, lengths 1-257): no bias, the same result at any number of threads, bfloat16
-inputs, shapes refused by name, and the Mamba mixers' use of it against nn.Conv1d itself."""
+and without SiLU, lengths 1-257): every width (compiled in or read at run time, wider than the
+sequence), no bias, the same result at any number of threads, bfloat16 inputs, shapes refused by
+name, and the Mamba mixers' use of it against nn.Conv1d itself."""
 
 from __future__ import annotations
 
@@ -49,6 +50,26 @@ def test_without_bias_and_with_another_width(kernel):
     x, w, _ = _inputs(width=2)
     for got, want in zip(_run("cpu", x, w, None), _run("reference", x, w, None)):
         assert relative_rmse(got, want) < 1e-12
+
+
+@pytest.mark.parametrize("width", [1, 3, 5, 9])
+@pytest.mark.parametrize("length", [2, 11])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_width_also_longer_than_the_sequence(kernel, width, length, dtype):
+    """Widths 1-4 run with the width compiled in, wider ones read it at run time; a kernel wider
+    than the sequence sees zeros before the first step. 19 channels leave a partial vector."""
+    x, w, b = _inputs(length=length, width=width, dtype=dtype)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5  # float32 sums in another order
+    for activation in ("silu", None):
+        got, want = _run("cpu", x, w, b, activation), _run("reference", x, w, b, activation)
+        for name, a, c in zip(("y", "dx", "dw", "dbias"), got, want):
+            assert relative_rmse(a, c) < tolerance, (name, activation)
+
+
+def test_a_kernel_wider_than_its_registers_is_refused_by_name(kernel):
+    x, w, b = _inputs(length=80, width=65)
+    with pytest.raises(ValueError, match="width 65 > 64"):
+        causal_conv1d(x, w, b, "silu", backend="cpu")
 
 
 def test_the_result_does_not_depend_on_the_number_of_threads(kernel):

@@ -6,7 +6,8 @@ its `reference` form.
 
 Why: nn.Conv1d on (b, c, l) needs two transposed copies per call, and its depthwise backward ran
 ~5 ns per multiply-add here (68 ms per Mamba-2 layer call at b 64, l 200, c 320), with SiLU's
-backward (~10 ns per element) beside it: ~20% of a Mamba-2 `mini` step at one thread.
+backward (~10 ns per element) beside it: ~20% of a Mamba-2 `mini` step at one thread. The kernel
+holds a task's taps and windows in registers, so widths above MAX_WIDTH are refused.
 
 float32 and float64 run as they are; other dtypes run in float32 and come back in x's dtype.
 """
@@ -21,6 +22,7 @@ from models.ops.causal_conv1d.reference import check_activation
 from models.ops.cpu_build import KERNEL_DTYPES, call, load_kernel
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "causal_conv1d_cpu.cpp"
+MAX_WIDTH = 64  # kMaxWidth of the kernel
 
 
 def kernel():
@@ -69,6 +71,11 @@ def causal_conv1d_cpu(
     if x.dim() != 3 or weight.dim() != 2 or weight.shape[0] != x.shape[2]:
         raise ValueError(
             f"causal_conv1d: x (B, L, C), weight (C, K); got {tuple(x.shape)}, {tuple(weight.shape)}"
+        )
+    if weight.shape[1] > MAX_WIDTH:
+        raise ValueError(
+            f"causal_conv1d_cpu: kernel width {weight.shape[1]} > {MAX_WIDTH} (the kernel's "
+            "registers); kernels.per_op={causal_conv1d: reference} takes any width"
         )
     if bias is not None and tuple(bias.shape) != (x.shape[2],):
         raise ValueError(f"causal_conv1d: bias is {tuple(bias.shape)}, not ({x.shape[2]},)")

@@ -1,5 +1,6 @@
-// What every compiled CPU kernel of models/ops shares: a vectorisable float exp and the guard
-// that keeps C++ exceptions from crossing the C boundary. Included by models/ops/<op>/csrc/*.cpp;
+// What every compiled CPU kernel of models/ops shares: vectorisable float exps (one per value,
+// and whole 32-byte vectors of GCC's vector extensions with their loads and stores), and the
+// guard that keeps C++ exceptions from crossing the C boundary. Included by models/ops/<op>/csrc/*.cpp;
 // models/ops/cpu_build.py passes this folder as an include path and hashes this file into every
 // kernel's build name, so a change here rebuilds them all.
 #pragma once
@@ -7,6 +8,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <new>
 
 namespace lra_kernels {
@@ -38,6 +40,85 @@ inline float exp_approx(float x) {
 // In float64 the tests compare to 1e-9: the library exp (these loops stay scalar; float64 is for
 // checking, float32 is what trains).
 inline double exp_approx(double x) { return std::exp(x); }
+
+// One vector of T: 32 bytes.
+template <typename T>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  typedef float Vector __attribute__((vector_size(32)));
+  typedef int32_t Integers __attribute__((vector_size(32)));
+  static constexpr int64_t count = 8;
+};
+template <>
+struct Lanes<double> {
+  typedef double Vector __attribute__((vector_size(32)));
+  static constexpr int64_t count = 4;
+};
+template <typename T>
+using Vec = typename Lanes<T>::Vector;
+template <typename T>
+constexpr int64_t kLanes = Lanes<T>::count;
+
+template <typename T>
+inline Vec<T> splat(T x) {
+  return Vec<T>{} + x;
+}
+template <typename T>
+inline Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename T>
+inline void store(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+// Vector j of a row of `width` values: lanes past the end read as 0.
+template <typename T>
+inline Vec<T> load_part(const T* row, int64_t j, int64_t width) {
+  if ((j + 1) * kLanes<T> <= width) return load(row + j * kLanes<T>);
+  Vec<T> v{};
+  for (int64_t i = 0; j * kLanes<T> + i < width; ++i) v[i] = row[j * kLanes<T> + i];
+  return v;
+}
+template <typename T>
+inline void store_part(T* row, int64_t j, int64_t width, Vec<T> v) {
+  if ((j + 1) * kLanes<T> <= width) return store(row + j * kLanes<T>, v);
+  for (int64_t i = 0; j * kLanes<T> + i < width; ++i) row[j * kLanes<T> + i] = v[i];
+}
+
+constexpr double kLog2E = 1.4426950408889634;
+
+// 2^y in float: y = k + f with k = round(y), |f| <= 1/2; 2^f by a degree-6 polynomial fitted to
+// 2^f on [-1/2, 1/2] (max relative error 1e-7 evaluated in float, about Cephes' expf), 2^k put
+// into the exponent bits. Below 2^-125.9 (exp(-87.3), the smallest normal float's order) the
+// answer is 0; above 2^127 it saturates at 2^127 rather than overflowing.
+inline Vec<float> exp2_lanes(Vec<float> y) {
+  using V = Vec<float>;
+  using I = Lanes<float>::Integers;
+  const I underflows = y < splat(-125.9f);
+  y = y < splat(-125.9f) ? splat(-125.9f) : y;
+  y = y > splat(127.0f) ? splat(127.0f) : y;
+  const V k = (y + splat(12582912.0f)) - splat(12582912.0f);  // 1.5 * 2^23: round to nearest
+  const V f = y - k;
+  V p = splat(1.5345810970757157e-4f);
+  p = p * f + splat(1.3399930903688073e-3f);
+  p = p * f + splat(9.618489071726799e-3f);
+  p = p * f + splat(5.550328642129898e-2f);
+  p = p * f + splat(2.4022646248340607e-1f);
+  p = p * f + splat(6.931471824645996e-1f);
+  p = p * f + splat(1.0f);
+  const I exponent = (__builtin_convertvector(k, I) + 127) << 23;
+  const V result = p * reinterpret_cast<const V&>(exponent);
+  return underflows ? splat(0.0f) : result;
+}
+
+// float64 is for checking against the reference to 1e-10: the library's exp2, lane by lane.
+inline Vec<double> exp2_lanes(Vec<double> y) {
+  for (int64_t i = 0; i < kLanes<double>; ++i) y[i] = std::exp2(y[i]);
+  return y;
+}
 
 // An exception must not cross the C boundary: it becomes a non-zero return (the caller raises).
 template <typename F>

@@ -42,86 +42,16 @@
 
 namespace {
 
+using lra_kernels::exp2_lanes;
 using lra_kernels::guarded;
-
-// One vector of T: 32 bytes.
-template <typename T>
-struct Lanes;
-template <>
-struct Lanes<float> {
-  typedef float Vector __attribute__((vector_size(32)));
-  typedef int32_t Integers __attribute__((vector_size(32)));
-  static constexpr int64_t count = 8;
-};
-template <>
-struct Lanes<double> {
-  typedef double Vector __attribute__((vector_size(32)));
-  static constexpr int64_t count = 4;
-};
-template <typename T>
-using Vec = typename Lanes<T>::Vector;
-template <typename T>
-constexpr int64_t kLanes = Lanes<T>::count;
-
-template <typename T>
-inline Vec<T> splat(T x) {
-  return Vec<T>{} + x;
-}
-template <typename T>
-inline Vec<T> load(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-template <typename T>
-inline void store(T* p, Vec<T> v) {
-  std::memcpy(p, &v, sizeof(v));
-}
-// Vector j of a row of `width` values: lanes past the end read as 0.
-template <typename T>
-inline Vec<T> load_part(const T* row, int64_t j, int64_t width) {
-  if ((j + 1) * kLanes<T> <= width) return load(row + j * kLanes<T>);
-  Vec<T> v{};
-  for (int64_t i = 0; j * kLanes<T> + i < width; ++i) v[i] = row[j * kLanes<T> + i];
-  return v;
-}
-template <typename T>
-inline void store_part(T* row, int64_t j, int64_t width, Vec<T> v) {
-  if ((j + 1) * kLanes<T> <= width) return store(row + j * kLanes<T>, v);
-  for (int64_t i = 0; j * kLanes<T> + i < width; ++i) row[j * kLanes<T> + i] = v[i];
-}
-
-constexpr double kLog2E = 1.4426950408889634;
-
-// 2^y in float: y = k + f with k = round(y), |f| <= 1/2; 2^f by a degree-6 polynomial fitted to
-// 2^f on [-1/2, 1/2] (max relative error 1e-7 evaluated in float, about Cephes' expf), 2^k put
-// into the exponent bits. Below 2^-125.9 (exp(-87.3), the smallest normal float's order) the
-// answer is 0; above 2^127 it saturates (the scan's exponents, delta A log2(e), are <= 0).
-inline Vec<float> exp2_lanes(Vec<float> y) {
-  using V = Vec<float>;
-  using I = Lanes<float>::Integers;
-  const I underflows = y < splat(-125.9f);
-  y = y < splat(-125.9f) ? splat(-125.9f) : y;
-  y = y > splat(127.0f) ? splat(127.0f) : y;
-  const V k = (y + splat(12582912.0f)) - splat(12582912.0f);  // 1.5 * 2^23: round to nearest
-  const V f = y - k;
-  V p = splat(1.5345810970757157e-4f);
-  p = p * f + splat(1.3399930903688073e-3f);
-  p = p * f + splat(9.618489071726799e-3f);
-  p = p * f + splat(5.550328642129898e-2f);
-  p = p * f + splat(2.4022646248340607e-1f);
-  p = p * f + splat(6.931471824645996e-1f);
-  p = p * f + splat(1.0f);
-  const I exponent = (__builtin_convertvector(k, I) + 127) << 23;
-  const V result = p * reinterpret_cast<const V&>(exponent);
-  return underflows ? splat(0.0f) : result;
-}
-
-// float64 is for checking against the reference to 1e-10: the library's exp2, lane by lane.
-inline Vec<double> exp2_lanes(Vec<double> y) {
-  for (int64_t i = 0; i < kLanes<double>; ++i) y[i] = std::exp2(y[i]);
-  return y;
-}
+using lra_kernels::kLanes;
+using lra_kernels::kLog2E;
+using lra_kernels::load;
+using lra_kernels::load_part;
+using lra_kernels::splat;
+using lra_kernels::store;
+using lra_kernels::store_part;
+using lra_kernels::Vec;
 
 struct Sizes {
   int64_t batch, length, channels, states, chunk, n_chunks;
