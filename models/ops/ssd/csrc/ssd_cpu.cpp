@@ -11,8 +11,11 @@
 //
 // Tasks: the forward runs one (batch row, head) per task; the backward one (batch row, group,
 // part of the group's heads), because grad_B and grad_C sum over the heads that share B and C.
-// Every loop over the state's n columns is innermost, contiguous and vectorised (`omp simd`);
-// the state's rows (p) are the next loop out.
+// The forward holds the state's rows (p) in 32-byte vectors (kernel_common.h) with the loop
+// over the n columns innermost: x and the output's sums stay in registers and no sum runs
+// across lanes (measured at b 64, l 200, h 4, p 32, n 64, one thread: 25-27 -> 16.5 ms, best
+// of 6, against the (p, n) rows with `omp simd` over n and one sum across lanes per row). The
+// backward keeps (p, n) rows with its loops over n innermost, contiguous and vectorised.
 //
 // Memory: the forward keeps the state at the start of every chunk of `chunk` steps,
 // (b, h, n_chunks, p, n); the backward rebuilds each chunk's states from it, (chunk + 1, p, n)
@@ -37,6 +40,13 @@
 namespace {
 
 using lra_kernels::guarded;
+using lra_kernels::kLanes;
+using lra_kernels::load;
+using lra_kernels::load_part;
+using lra_kernels::splat;
+using lra_kernels::store;
+using lra_kernels::store_part;
+using lra_kernels::Vec;
 
 struct Sizes {
   int64_t batch, length, heads, width, groups, states, chunk, n_chunks;
@@ -44,41 +54,68 @@ struct Sizes {
   int64_t heads_per_group() const { return heads / groups; }
 };
 
+// A task's state in the forward: rows (p) in vectors, laid out (vector, n, lane), so that for
+// one vector of rows the loop over n runs innermost with x and the output's sums in registers
+// and no sum across lanes is needed. `to_vectors` and `to_rows` copy (p, n) blocks in and out.
+template <typename T>
+void to_vectors(const T* rows, int64_t width, int64_t n, T* vectors) {
+  constexpr int64_t V = kLanes<T>;
+  const int64_t count = (width + V - 1) / V;
+  std::fill(vectors, vectors + count * n * V, T(0));
+  for (int64_t i = 0; i < width; ++i)
+    for (int64_t j = 0; j < n; ++j) vectors[((i / V) * n + j) * V + i % V] = rows[i * n + j];
+}
+template <typename T>
+void to_rows(const T* vectors, int64_t width, int64_t n, T* rows) {
+  constexpr int64_t V = kLanes<T>;
+  for (int64_t i = 0; i < width; ++i)
+    for (int64_t j = 0; j < n; ++j) rows[i * n + j] = vectors[((i / V) * n + j) * V + i % V];
+}
+
 // Forward over tasks [begin, end) of (batch row, head): y, the last state and, when `kept` is
 // not null, the state at the start of every chunk.
 template <typename T>
 void forward_tasks(int64_t begin, int64_t end, const Sizes& s, const T* x, const T* log_a,
                    const T* B, const T* C, const T* h0, T* y, T* last_state, T* kept) {
-  const int64_t plane = s.plane(), n = s.states;
-  std::vector<T> state_buffer(plane);
+  constexpr int64_t V = kLanes<T>;
+  const int64_t plane = s.plane(), n = s.states, vectors = (s.width + V - 1) / V;
+  std::vector<T> state_buffer(vectors * n * V);
   T* __restrict__ state = state_buffer.data();
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / s.heads, head = task % s.heads;
     const int64_t group = head / s.heads_per_group();
-    std::copy_n(h0 + task * plane, plane, state);
+    to_vectors(h0 + task * plane, s.width, n, state);
     for (int64_t t = 0; t < s.length; ++t) {
       if (kept != nullptr && t % s.chunk == 0)
-        std::copy_n(state, plane, kept + (task * s.n_chunks + t / s.chunk) * plane);
+        to_rows(state, s.width, n, kept + (task * s.n_chunks + t / s.chunk) * plane);
       const int64_t step = (b * s.length + t) * s.heads + head;
-      const T a = std::exp(log_a[step]);
+      const Vec<T> a = splat(T(std::exp(log_a[step])));
       const T* __restrict__ x_t = x + step * s.width;
       const T* __restrict__ B_t = B + ((b * s.length + t) * s.groups + group) * n;
       const T* __restrict__ C_t = C + ((b * s.length + t) * s.groups + group) * n;
       T* __restrict__ y_t = y + step * s.width;
-      for (int64_t i = 0; i < s.width; ++i) {
-        T* __restrict__ row = state + i * n;
-        const T x_i = x_t[i];
-        T out = T(0);
-#pragma omp simd reduction(+ : out)
-        for (int64_t j = 0; j < n; ++j) {
-          const T next = a * row[j] + x_i * B_t[j];
-          row[j] = next;
-          out += next * C_t[j];
+      for (int64_t v = 0; v < vectors; ++v) {
+        const Vec<T> x_v = load_part(x_t, v, s.width);
+        T* __restrict__ h = state + v * n * V;
+        // Four sums, so that the adds of consecutive j do not wait on each other's latency.
+        Vec<T> out[4] = {};
+        int64_t j = 0;
+        for (; j + 4 <= n; j += 4) {
+          for (int64_t u = 0; u < 4; ++u) {
+            const Vec<T> next = a * load(h + (j + u) * V) + x_v * B_t[j + u];
+            store(h + (j + u) * V, next);
+            out[u] += next * C_t[j + u];
+          }
         }
-        y_t[i] = out;
+        for (; j < n; ++j) {
+          const Vec<T> next = a * load(h + j * V) + x_v * B_t[j];
+          store(h + j * V, next);
+          out[0] += next * C_t[j];
+        }
+        store_part(y_t, v, s.width, (out[0] + out[1]) + (out[2] + out[3]));
       }
     }
-    std::copy_n(state, plane, last_state + task * plane);
+    to_rows(state, s.width, n, last_state + task * plane);
   }
 }
 
