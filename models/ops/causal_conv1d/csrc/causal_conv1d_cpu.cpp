@@ -39,14 +39,7 @@
 
 namespace {
 
-using lra_kernels::exp2_lanes;
-using lra_kernels::guarded;
-using lra_kernels::kLanes;
-using lra_kernels::kLog2E;
-using lra_kernels::load_part;
-using lra_kernels::splat;
-using lra_kernels::store_part;
-using lra_kernels::Vec;
+using namespace lra_kernels;  // the shared vector helpers (kernel_common.h)
 
 // Widths compiled with K fixed (Mamba's 4 and its neighbours); wider ones up to kMaxWidth take
 // the run-time form. cpu.py refuses wider kernels before calling.

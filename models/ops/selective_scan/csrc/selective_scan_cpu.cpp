@@ -42,16 +42,7 @@
 
 namespace {
 
-using lra_kernels::exp2_lanes;
-using lra_kernels::guarded;
-using lra_kernels::kLanes;
-using lra_kernels::kLog2E;
-using lra_kernels::load;
-using lra_kernels::load_part;
-using lra_kernels::splat;
-using lra_kernels::store;
-using lra_kernels::store_part;
-using lra_kernels::Vec;
+using namespace lra_kernels;  // the shared vector helpers (kernel_common.h)
 
 struct Sizes {
   int64_t batch, length, channels, states, chunk, n_chunks;

@@ -39,14 +39,7 @@
 
 namespace {
 
-using lra_kernels::guarded;
-using lra_kernels::kLanes;
-using lra_kernels::load;
-using lra_kernels::load_part;
-using lra_kernels::splat;
-using lra_kernels::store;
-using lra_kernels::store_part;
-using lra_kernels::Vec;
+using namespace lra_kernels;  // the shared vector helpers (kernel_common.h)
 
 struct Sizes {
   int64_t batch, length, heads, width, groups, states, chunk, n_chunks;
