@@ -1,10 +1,11 @@
 // What every compiled CPU kernel of models/ops shares: vectorisable float exps (one per value,
-// and whole 32-byte vectors of GCC's vector extensions with their loads and stores), and the
-// guard that keeps C++ exceptions from crossing the C boundary. Included by models/ops/<op>/csrc/*.cpp;
-// models/ops/cpu_build.py passes this folder as an include path and hashes this file into every
-// kernel's build name, so a change here rebuilds them all.
+// and whole 32-byte vectors of GCC's vector extensions with their loads, stores and layout), and
+// the guard that keeps C++ exceptions from crossing the C boundary. Included by
+// models/ops/<op>/csrc/*.cpp; models/ops/cpu_build.py passes this folder as an include path and
+// hashes this file into every kernel's build name, so a change here rebuilds them all.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -86,6 +87,30 @@ template <typename T>
 inline void store_part(T* row, int64_t j, int64_t width, Vec<T> v) {
   if ((j + 1) * kLanes<T> <= width) return store(row + j * kLanes<T>, v);
   for (int64_t i = 0; j * kLanes<T> + i < width; ++i) row[j * kLanes<T> + i] = v[i];
+}
+
+// A block of `width` rows of `states` values (channels x states in the selective scan, a head's
+// p x n state in the SSD) laid out (vector, n, lane): rows go in vectors, so that one vector of
+// rows can run the loop over the states innermost without sums across lanes. lane_index says
+// where row w, state n lives.
+inline int64_t lane_index(int64_t w, int64_t n, int64_t states, int64_t lanes) {
+  return ((w / lanes) * states + n) * lanes + w % lanes;
+}
+
+// Copies a (width, states) block of rows into the (vector, n, lane) layout times `scale`, zeros
+// in the lanes past `width` (`plane` values in all are written); `to_rows` copies back.
+template <typename T>
+void to_lanes(const T* rows, int64_t width, int64_t states, T scale, T* lanes_out, int64_t plane) {
+  std::fill(lanes_out, lanes_out + plane, T(0));
+  for (int64_t w = 0; w < width; ++w)
+    for (int64_t n = 0; n < states; ++n)
+      lanes_out[lane_index(w, n, states, kLanes<T>)] = rows[w * states + n] * scale;
+}
+template <typename T>
+void to_rows(const T* lanes_in, int64_t width, int64_t states, T* rows) {
+  for (int64_t w = 0; w < width; ++w)
+    for (int64_t n = 0; n < states; ++n)
+      rows[w * states + n] = lanes_in[lane_index(w, n, states, kLanes<T>)];
 }
 
 constexpr double kLog2E = 1.4426950408889634;

@@ -63,27 +63,6 @@ int64_t backward_tile(const Sizes& s) {
   return std::clamp<int64_t>(tile, 8, std::max<int64_t>(s.channels, 8));
 }
 
-// A tile's (vector, n, lane) layout: where channel w of the tile and state n live.
-inline int64_t lane_index(int64_t w, int64_t n, int64_t states, int64_t lanes) {
-  return ((w / lanes) * states + n) * lanes + w % lanes;
-}
-
-// Copies the tile's channels [d0, d0 + width) of a (d, n) block (A, or one row's state) into the
-// (vector, n, lane) layout times `scale`, zeros in the lanes past `width`; `to_rows` copies back.
-template <typename T>
-void to_lanes(const T* rows, int64_t width, int64_t states, T scale, T* lanes_out, int64_t plane) {
-  std::fill(lanes_out, lanes_out + plane, T(0));
-  for (int64_t w = 0; w < width; ++w)
-    for (int64_t n = 0; n < states; ++n)
-      lanes_out[lane_index(w, n, states, kLanes<T>)] = rows[w * states + n] * scale;
-}
-template <typename T>
-void to_rows(const T* lanes_in, int64_t width, int64_t states, T* rows) {
-  for (int64_t w = 0; w < width; ++w)
-    for (int64_t n = 0; n < states; ++n)
-      rows[w * states + n] = lanes_in[lane_index(w, n, states, kLanes<T>)];
-}
-
 // Forward over tasks [begin, end) of (batch row, channel tile). Writes y, the last state and,
 // when `chunk_states` is not null, the state at the start of every chunk.
 template <typename T>

@@ -47,29 +47,12 @@ struct Sizes {
   int64_t heads_per_group() const { return heads / groups; }
 };
 
-// A task's state in the forward: rows (p) in vectors, laid out (vector, n, lane), so that for
-// one vector of rows the loop over n runs innermost with x and the output's sums in registers
-// and no sum across lanes is needed. `to_vectors` and `to_rows` copy (p, n) blocks in and out.
-template <typename T>
-void to_vectors(const T* rows, int64_t width, int64_t n, T* vectors) {
-  constexpr int64_t V = kLanes<T>;
-  const int64_t count = (width + V - 1) / V;
-  std::fill(vectors, vectors + count * n * V, T(0));
-  for (int64_t i = 0; i < width; ++i)
-    for (int64_t j = 0; j < n; ++j) vectors[((i / V) * n + j) * V + i % V] = rows[i * n + j];
-}
-template <typename T>
-void to_rows(const T* vectors, int64_t width, int64_t n, T* rows) {
-  constexpr int64_t V = kLanes<T>;
-  for (int64_t i = 0; i < width; ++i)
-    for (int64_t j = 0; j < n; ++j) rows[i * n + j] = vectors[((i / V) * n + j) * V + i % V];
-}
-
 // Forward over tasks [begin, end) of (batch row, head): y, the last state and, when `kept` is
 // not null, the state at the start of every chunk.
 template <typename T>
 void forward_tasks(int64_t begin, int64_t end, const Sizes& s, const T* x, const T* log_a,
                    const T* B, const T* C, const T* h0, T* y, T* last_state, T* kept) {
+  // The state in kernel_common.h's (vector, n, lane) layout: rows (p) in vectors.
   constexpr int64_t V = kLanes<T>;
   const int64_t plane = s.plane(), n = s.states, vectors = (s.width + V - 1) / V;
   std::vector<T> state_buffer(vectors * n * V);
@@ -77,7 +60,7 @@ void forward_tasks(int64_t begin, int64_t end, const Sizes& s, const T* x, const
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / s.heads, head = task % s.heads;
     const int64_t group = head / s.heads_per_group();
-    to_vectors(h0 + task * plane, s.width, n, state);
+    to_lanes(h0 + task * plane, s.width, n, T(1), state, vectors * n * V);
     for (int64_t t = 0; t < s.length; ++t) {
       if (kept != nullptr && t % s.chunk == 0)
         to_rows(state, s.width, n, kept + (task * s.n_chunks + t / s.chunk) * plane);
