@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             f"task {cfg.task.name} is not an image of pixel ids (vocab 256, one input)"
         )
     split = {
-        name: (as_images(s.tokens), torch.from_numpy(np.asarray(s.labels, dtype=np.int64)))
+        name: (as_images(s.tokens), torch.tensor(np.asarray(s.labels), dtype=torch.int64))
         for name, s in data.splits.items()
     }
     sizes = ", ".join(f"{name} {len(labels)}" for name, (_, labels) in split.items())
