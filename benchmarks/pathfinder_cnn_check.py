@@ -71,12 +71,15 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return right / max(len(labels), 1)
 
 
-def train_cnn(train, val, epochs: int, batch: int, lr: float, seed: int, log=print):
-    """Trains `small_cnn` on train = (images (N, 1, s, s), labels (N,)) with AdamW; returns the
-    model and the validation accuracy after each epoch (the last epoch's model is kept)."""
+def train_cnn(
+    train, val, epochs: int, batch: int, lr: float, seed: int, log=print, widths=(32, 64, 128)
+):
+    """Trains `small_cnn(widths)` on train = (images (N, 1, s, s), labels (N,)) with AdamW;
+    returns the model and the validation accuracy after each epoch (the last epoch's model)."""
     torch.manual_seed(seed)
     images, labels = train
-    model = small_cnn(classes=int(max(labels.max().item(), val[1].max().item())) + 1)
+    classes = int(max(labels.max().item(), val[1].max().item())) + 1
+    model = small_cnn(widths, classes)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     history = []
     start = time.perf_counter()

@@ -1,19 +1,11 @@
 """The Pathfinder learnability check (benchmarks/pathfinder_cnn_check.py): pixels reach the CNN
 in the sequence models' row-major order, and the CNN does learn a label that follows from them."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
 
-from lra_bench import REPO_ROOT
-
-spec = importlib.util.spec_from_file_location(
-    "pathfinder_cnn_check", REPO_ROOT / "benchmarks" / "pathfinder_cnn_check.py"
-)
-check = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(check)
+from benchmarks import pathfinder_cnn_check as check
 
 
 def test_tokens_become_row_major_images_in_unit_range():
