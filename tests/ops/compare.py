@@ -14,7 +14,10 @@ ZERO_SCALE = 1e-2  # RMS below which a reference counts as zero (inputs and outp
 
 
 def relative_rmse(value: torch.Tensor, reference: torch.Tensor) -> float:
+    # A comparison of values only: detached, so that a tensor that needs grad gives a float
+    # without autograd's warning.
     value, reference = (torch.view_as_real(t) if t.is_complex() else t for t in (value, reference))
+    value, reference = value.detach(), reference.detach()
     error = (value.double() - reference.double()).pow(2).mean().sqrt()
     # A quantity whose true value is 0 (S4's kernel at L = 1 does not depend on dt) is measured
     # at unit scale: the reference's own round-off there would make any relative error huge.
