@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from torch import nn
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,9 +118,8 @@ def main(argv: list[str] | None = None) -> None:
 
     given = {o.split("=", 1)[0] for o in args.overrides}
     defaults = [o for o in ("task=pathfinder", "profile=mini") if o.split("=")[0] not in given]
-    cfg = compose([*defaults, *args.overrides])
-    from hydra.utils import instantiate
-
+    overrides = [*defaults, *args.overrides]
+    cfg = compose(overrides)
     data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=cfg.progress)
     if data.vocab_size != 256 or data.pair:
         raise SystemExit(
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, s in data.splits.items()
     }
     sizes = ", ".join(f"{name} {len(labels)}" for name, (_, labels) in split.items())
-    print(f"{cfg.task.name}: {data.notes.get('source', '?')}; {sizes}", flush=True)
+    source = data.notes.get("source", "?")
+    print(f"{cfg.task.name}: {source}; {sizes}", flush=True)
     start = time.perf_counter()
     model, history = train_cnn(
         split["train"],
@@ -152,8 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         lines = [
             "# Pathfinder learnability check (benchmarks/pathfinder_cnn_check.py)",
             "",
-            f"Overrides: `{' '.join([*defaults, *args.overrides])}`; data: {data.notes.get('source', '?')}"
-            f" ({sizes}).",
+            f"Overrides: `{' '.join(overrides)}`; data: {source} ({sizes}).",
             f"Small CNN ({sum(p.numel() for p in model.parameters())} parameters), AdamW lr "
             f"{args.lr}, batch {args.batch}, seed {args.seed}, {torch.get_num_threads()} thread(s), "
             f"{cpu_name()}; git {git['commit'][:7]}{' (dirty)' if git['dirty'] else ''}.",
