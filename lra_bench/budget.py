@@ -13,6 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lra_bench.compose import compose_each
+from lra_bench.records import PRETRAIN, TRAIN
+from lra_bench.stages import PretrainingStage, SupervisedStage
 
 # LRA's allowance: at most 10% more parameters than the Transformer's.
 BUDGET_RATIO = 1.10
@@ -37,30 +39,28 @@ def task_shape(cfg: DictConfig) -> TaskShape:
     return TaskShape(loader.vocab_size, loader.num_classes, loader.max_length, loader.pair)
 
 
-def build_backbone(cfg: DictConfig, device: str | torch.device = "meta") -> torch.nn.Module:
-    """The backbone of `cfg.model`, sized for its task exactly as the runner sizes it
-    (lra_bench.run.build_model), built on `device`: on 'meta' no weights are allocated, so a
-    Path-X model with an L x L parameter costs nothing."""
-    shape = task_shape(cfg)
+def build_stage_model(cfg: DictConfig, stage: str = TRAIN, device: str | torch.device = "meta"):
+    """The model that stage `stage` of `cfg`'s run trains, built by that stage itself
+    (lra_bench.stages) from the task's shape: the classifier for 'train' (two-tower for a pair
+    task), the pretraining wrapper (no classifier head; mask vector and prediction head) for
+    'pretrain'. On 'meta' no weights are allocated, so a Path-X model with an L x L parameter
+    costs nothing."""
+    stages = {TRAIN: SupervisedStage, PRETRAIN: PretrainingStage}
+    if stage not in stages:
+        raise ValueError(f"stage={stage!r}; choose from {list(stages)}")
     with torch.device(device):
-        return instantiate(
-            cfg.model.backbone,
-            vocab_size=shape.vocab_size,
-            num_classes=shape.num_classes,
-            max_length=shape.max_length,
-            **({"pair": True} if shape.pair else {}),
-        )
+        return stages[stage](cfg).build(task_shape(cfg))
 
 
-def parameter_count(cfg: DictConfig | dict) -> int:
-    """Parameters of the model a config trains: a composed config
-    (`lra_bench.compose.compose([...])`) or a run record's resolved `config` dict. Its backbone
-    at the task's vocabulary, classes and sequence length, in pair mode for a pair task; every
-    parameter counted once, as the run record's `parameters` counts them. The model is built on
-    the meta device, so nothing is allocated and no data is read."""
+def parameter_count(cfg: DictConfig | dict, stage: str = TRAIN) -> int:
+    """Parameters of the model a config trains in `stage` ('train' | 'pretrain'): a composed
+    config (`lra_bench.compose.compose([...])`) or a run record's resolved `config` dict (with
+    the record's `stage`). Every parameter counted once, as the run record's `parameters`
+    counts them. The model is built on the meta device, so nothing is allocated and no data is
+    read. LRA's budget is the classifier's: the 'train' count."""
     if isinstance(cfg, dict):
         cfg = OmegaConf.create(cfg)
-    return sum(p.numel() for p in build_backbone(cfg).parameters())
+    return sum(p.numel() for p in build_stage_model(cfg, stage).parameters())
 
 
 def over_budget(parameters: int, reference: int) -> bool:

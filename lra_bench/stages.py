@@ -54,7 +54,9 @@ class Stage(Protocol):
 
 def build_model(cfg: DictConfig, data: TaskData, pair: bool | None = None) -> nn.Module:
     """The backbone of `cfg.model`, sized by the task's vocabulary, classes and length; in
-    two-tower mode for a pair task (Retrieval) unless `pair` says otherwise."""
+    two-tower mode for a pair task (Retrieval) unless `pair` says otherwise. `data` needs only
+    those four attributes: the loaded TaskData, or lra_bench.budget.TaskShape read from the
+    config alone (how the budget counts a stage's parameters without data)."""
     pair = data.pair if pair is None else pair
     return instantiate(
         cfg.model.backbone,

@@ -27,10 +27,24 @@ def test_parameter_count_of_lras_transformer_on_listops():
     assert parameter_count(cfg) == expected
 
 
-@pytest.mark.parametrize("path", COMMITTED[:4], ids=lambda p: p.parent.parent.parent.name)
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: "/".join(p.parts[-6:-1]))
 def test_parameter_count_of_a_records_config_is_what_the_run_counted(path):
+    """Every committed record, each stage's model: a pretraining run counts its wrapper (no
+    classifier head; mask vector and prediction head), a fine-tuning run its classifier."""
     record = RunRecord.read(path)
-    assert parameter_count(record.config) == record.parameters > 0
+    assert parameter_count(record.config, record.stage) == record.parameters > 0
+
+
+def test_pretraining_count_is_the_classifier_without_its_head_plus_mask_and_prediction_head():
+    """ListOps mini Transformer: the classifier's head (width -> mlp -> 10 classes) removed; a
+    mask vector (width) and a prediction head (width -> vocabulary 16, with bias) added."""
+    cfg = compose_config(["task=listops", "model=transformer", "profile=mini", "pretrain=masked"])
+    width, mlp, classes, vocabulary = 64, 128, 10, 16
+    head = (width * mlp + mlp) + (mlp * classes + classes)
+    added = width + (width * vocabulary + vocabulary)
+    assert parameter_count(cfg, "pretrain") == parameter_count(cfg) - head + added
+    with pytest.raises(ValueError, match="stage='finetune'"):
+        parameter_count(cfg, "finetune")
 
 
 def test_over_budget_is_lras_ten_percent():
