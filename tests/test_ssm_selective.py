@@ -58,6 +58,20 @@ def test_mamba_initialisation_is_the_papers():
     assert mixer.directions[0].dt_rank == 2  # ceil(32 / 16)
 
 
+def test_mamba_dt_projection_is_dt_proj_forward_and_backward():
+    """project_dt (addmm against W^T, for a fast weight gradient) against nn.Linear itself."""
+    direction = Mamba(d_model=32, d_state=4).double().directions[0]
+    x_dbl = torch.randn(3, 11, direction.dt_rank + 8, dtype=F64, requires_grad=True)
+    dt = x_dbl[..., : direction.dt_rank]  # a slice of x_proj's output, as in the mixer
+    grad = torch.randn(3, 11, 64, dtype=F64)
+    params = [x_dbl, direction.dt_proj.weight, direction.dt_proj.bias]
+    ours = torch.autograd.grad(direction.project_dt(dt), params, grad)
+    linear = torch.autograd.grad(direction.dt_proj(dt), params, grad)
+    torch.testing.assert_close(direction.project_dt(dt), direction.dt_proj(dt), **TIGHT)
+    for a, b in zip(ours, linear, strict=True):
+        torch.testing.assert_close(a, b, **TIGHT)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 def test_mamba_forward_equals_its_step_by_step_recurrence(causal):
     mixer = Mamba(d_model=8, d_state=4, causal=causal, chunk_size=5).double()
