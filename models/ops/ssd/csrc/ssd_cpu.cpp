@@ -18,7 +18,7 @@
 // backward keeps (p, n) rows with its loops over n innermost, contiguous and vectorised.
 //
 // Memory: the forward keeps the state at the start of every chunk of `chunk` steps,
-// (b, h, n_chunks, p, n); the backward rebuilds each chunk's states from it, (chunk + 1, p, n)
+// (b, h, n_chunks, p, n); the backward rebuilds each chunk's states from it, (chunk, p, n)
 // per task, and runs the adjoint recurrence back through the chunk. Nothing of size
 // (b, l, h, p, n) is stored.
 //
@@ -105,16 +105,16 @@ struct BackwardArgs {
 };
 
 // One backward step on row i of the state (p, n) at time t: updates lambda's row (to
-// a_t lambda_t) and grad_B_t, grad_C_t (sums over rows), writes grad_x_t[i], returns the row's
-// part of sum(lambda_t * S_{t-1}). before, after: S_{t-1}, S_t.
+// a_t lambda_t), grad_B_t and grad_c_t (sums over rows; grad_c_t gathers S_{t-1}^T grad_y_t,
+// see backward_tasks), writes grad_x_t[i], returns the row's part of sum(lambda_t * S_{t-1}).
+// before: S_{t-1}.
 template <typename T>
 T backward_row(int64_t i, int64_t n, T a, const T* __restrict__ x_t,
                const T* __restrict__ grad_y_t, const T* __restrict__ B_t,
                const T* __restrict__ C_t, const T* __restrict__ before,
-               const T* __restrict__ after, T* __restrict__ lambda, T* __restrict__ grad_B_t,
-               T* __restrict__ grad_C_t, T* __restrict__ grad_x_t) {
+               T* __restrict__ lambda, T* __restrict__ grad_B_t, T* __restrict__ grad_c_t,
+               T* __restrict__ grad_x_t) {
   const T* __restrict__ before_i = before + i * n;
-  const T* __restrict__ after_i = after + i * n;
   T* __restrict__ lam = lambda + i * n;
   const T x_i = x_t[i], g_i = grad_y_t[i];
   T grad_x_i = T(0), sum = T(0);
@@ -123,7 +123,7 @@ T backward_row(int64_t i, int64_t n, T a, const T* __restrict__ x_t,
     const T l = lam[j] + g_i * C_t[j];
     grad_x_i += l * B_t[j];
     grad_B_t[j] += l * x_i;
-    grad_C_t[j] += after_i[j] * g_i;
+    grad_c_t[j] += before_i[j] * g_i;
     sum += l * before_i[j];
     lam[j] = l * a;
   }
@@ -132,18 +132,15 @@ T backward_row(int64_t i, int64_t n, T a, const T* __restrict__ x_t,
 }
 
 // backward_row on rows i .. i + 3 at once: the four rows share one load and store of grad_B_t
-// and grad_C_t, whose traffic otherwise bounds the loop (measured ~1.4x faster at p 32, n 64).
+// and grad_c_t, whose traffic otherwise bounds the loop (measured ~1.4x faster at p 32, n 64).
 template <typename T>
 T backward_four_rows(int64_t i, int64_t n, T a, const T* __restrict__ x_t,
                      const T* __restrict__ grad_y_t, const T* __restrict__ B_t,
                      const T* __restrict__ C_t, const T* __restrict__ before,
-                     const T* __restrict__ after, T* __restrict__ lambda,
-                     T* __restrict__ grad_B_t, T* __restrict__ grad_C_t,
+                     T* __restrict__ lambda, T* __restrict__ grad_B_t, T* __restrict__ grad_c_t,
                      T* __restrict__ grad_x_t) {
   const T *__restrict__ b0 = before + i * n, *__restrict__ b1 = b0 + n;
   const T *__restrict__ b2 = b1 + n, *__restrict__ b3 = b2 + n;
-  const T *__restrict__ s0 = after + i * n, *__restrict__ s1 = s0 + n;
-  const T *__restrict__ s2 = s1 + n, *__restrict__ s3 = s2 + n;
   T *__restrict__ m0 = lambda + i * n, *__restrict__ m1 = m0 + n;
   T *__restrict__ m2 = m1 + n, *__restrict__ m3 = m2 + n;
   const T x0 = x_t[i], x1 = x_t[i + 1], x2 = x_t[i + 2], x3 = x_t[i + 3];
@@ -152,14 +149,15 @@ T backward_four_rows(int64_t i, int64_t n, T a, const T* __restrict__ x_t,
 #pragma omp simd reduction(+ : d0, d1, d2, d3, sum)
   for (int64_t j = 0; j < n; ++j) {
     const T c = C_t[j], b = B_t[j];
+    const T h0 = b0[j], h1 = b1[j], h2 = b2[j], h3 = b3[j];
     const T l0 = m0[j] + g0 * c, l1 = m1[j] + g1 * c, l2 = m2[j] + g2 * c, l3 = m3[j] + g3 * c;
     d0 += l0 * b;
     d1 += l1 * b;
     d2 += l2 * b;
     d3 += l3 * b;
     grad_B_t[j] += (l0 * x0 + l1 * x1) + (l2 * x2 + l3 * x3);
-    grad_C_t[j] += (s0[j] * g0 + s1[j] * g1) + (s2[j] * g2 + s3[j] * g3);
-    sum += (l0 * b0[j] + l1 * b1[j]) + (l2 * b2[j] + l3 * b3[j]);
+    grad_c_t[j] += (h0 * g0 + h1 * g1) + (h2 * g2 + h3 * g3);
+    sum += (l0 * h0 + l1 * h1) + (l2 * h2 + l3 * h3);
     m0[j] = l0 * a;
     m1[j] = l1 * a;
     m2[j] = l2 * a;
@@ -178,14 +176,20 @@ T backward_four_rows(int64_t i, int64_t n, T a, const T* __restrict__ x_t,
 //   lambda_t = grad_y_t C_t^T + a_{t+1} lambda_{t+1}        (lambda_{l-1} also gets grad_last)
 //   grad_x_t = lambda_t B_t       grad_B_t += lambda_t^T x_t       grad_C_t += S_t^T grad_y_t
 //   grad_log_a_t = a_t sum(lambda_t * S_{t-1})                     grad_h0 = a_0 lambda_0
+// grad_C_t is formed from S_{t-1} as a_t S_{t-1}^T grad_y_t + B_t (x_t . grad_y_t), so that a
+// step reads one rebuilt state, S_{t-1}, where S_t^T grad_y_t read two: the rebuilt chunk sits
+// in L2, and its loads bound the loop (b 64, l 200, h 4, p 32, n 64, one thread, best of 6,
+// beside two busy processes on 2 cores: 95-100 -> 69-70 ms).
 template <typename T>
 void backward_tasks(int64_t begin, int64_t end, const Sizes& s, int64_t parts,
                     const BackwardArgs<T>& g) {
   const int64_t plane = s.plane(), n = s.states;
   const int64_t per_part = (s.heads_per_group() + parts - 1) / parts;
-  std::vector<T> states_buffer((s.chunk + 1) * plane), lambda_buffer(plane), decays(s.chunk);
-  T* __restrict__ states = states_buffer.data();  // (chunk + 1, p, n): S before each step
+  std::vector<T> states_buffer(s.chunk * plane), lambda_buffer(plane), decays(s.chunk);
+  std::vector<T> grad_c_buffer(n);
+  T* __restrict__ states = states_buffer.data();  // (chunk, p, n): S before each step
   T* __restrict__ lambda = lambda_buffer.data();
+  T* __restrict__ grad_c = grad_c_buffer.data();  // S_{t-1}^T grad_y_t of one step
   for (int64_t task = begin; task < end; ++task) {
     const int64_t b = task / (s.groups * parts), group = task / parts % s.groups;
     const int64_t part = task % parts;
@@ -199,11 +203,13 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, int64_t parts,
       for (int64_t chunk = s.n_chunks - 1; chunk >= 0; --chunk) {
         const int64_t t0 = chunk * s.chunk, steps = std::min(s.chunk, s.length - t0);
         std::copy_n(g.kept + (row * s.n_chunks + chunk) * plane, plane, states);
-        // Rebuild the chunk: states[k + 1] = S after step t0 + k, decays[k] its a.
+        // Rebuild the chunk: states[k + 1] = S after step t0 + k (the last step's is not
+        // needed), decays[k] its a.
         for (int64_t k = 0; k < steps; ++k) {
           const int64_t t = t0 + k, step = (b * s.length + t) * s.heads + head;
           const T a = std::exp(g.log_a[step]);
           decays[k] = a;
+          if (k + 1 == steps) break;
           const T* __restrict__ x_t = g.x + step * s.width;
           const T* __restrict__ B_t = g.B + ((b * s.length + t) * s.groups + group) * n;
           const T* __restrict__ before = states + k * plane;
@@ -227,15 +233,19 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, int64_t parts,
           T* __restrict__ grad_C_t = grad_C + (t * s.groups + group) * n;
           T* __restrict__ grad_x_t = g.grad_x + step * s.width;
           const T* before = states + k * plane;
-          const T* after = states + (k + 1) * plane;
-          T decay_sum = T(0);
+          std::fill(grad_c, grad_c + n, T(0));
+          T decay_sum = T(0), x_dot_grad_y = T(0);
+          for (int64_t i = 0; i < s.width; ++i) x_dot_grad_y += x_t[i] * grad_y_t[i];
           int64_t i = 0;
           for (; i + 4 <= s.width; i += 4)
-            decay_sum += backward_four_rows(i, n, a, x_t, grad_y_t, B_t, C_t, before, after,
-                                            lambda, grad_B_t, grad_C_t, grad_x_t);
+            decay_sum += backward_four_rows(i, n, a, x_t, grad_y_t, B_t, C_t, before, lambda,
+                                            grad_B_t, grad_c, grad_x_t);
           for (; i < s.width; ++i)
-            decay_sum += backward_row(i, n, a, x_t, grad_y_t, B_t, C_t, before, after, lambda,
-                                      grad_B_t, grad_C_t, grad_x_t);
+            decay_sum += backward_row(i, n, a, x_t, grad_y_t, B_t, C_t, before, lambda, grad_B_t,
+                                      grad_c, grad_x_t);
+          // S_t^T grad_y_t = a_t S_{t-1}^T grad_y_t + B_t (x_t . grad_y_t).
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) grad_C_t[j] += a * grad_c[j] + B_t[j] * x_dot_grad_y;
           g.grad_log_a[step] = a * decay_sum;
         }
       }
