@@ -95,6 +95,14 @@ void forward_tasks(int64_t begin, int64_t end, const Sizes& s, const T* x, const
   }
 }
 
+// Asks for `count` values from `p` on in cache, one request per 64-byte line.
+template <typename T>
+inline void prefetch(const T* p, int64_t count) {
+  const char* bytes = reinterpret_cast<const char*>(p);
+  for (int64_t offset = 0; offset < count * static_cast<int64_t>(sizeof(T)); offset += 64)
+    __builtin_prefetch(bytes + offset);
+}
+
 // Pointers of the backward. grad_B and grad_C are partial sums per part of each group's heads,
 // (parts, b, l, g, n), zero-filled by the caller; everything else is written whole by the one
 // task that owns its head.
@@ -232,6 +240,12 @@ void backward_tasks(int64_t begin, int64_t end, const Sizes& s, int64_t parts,
           T* __restrict__ grad_B_t = grad_B + (t * s.groups + group) * n;
           T* __restrict__ grad_C_t = grad_C + (t * s.groups + group) * n;
           T* __restrict__ grad_x_t = g.grad_x + step * s.width;
+          if (k > 0) {  // the previous step's rows, read next, from memory (not the chunk)
+            prefetch(grad_y_t - s.heads * s.width, s.width);
+            prefetch(C_t - s.groups * n, n);
+            prefetch(grad_B_t - s.groups * n, n);
+            prefetch(grad_C_t - s.groups * n, n);
+          }
           const T* before = states + k * plane;
           std::fill(grad_c, grad_c + n, T(0));
           T decay_sum = T(0), x_dot_grad_y = T(0);
