@@ -95,14 +95,6 @@ void forward_tasks(int64_t begin, int64_t end, const Sizes& s, const T* x, const
   }
 }
 
-// Asks for `count` values from `p` on in cache, one request per 64-byte line.
-template <typename T>
-inline void prefetch(const T* p, int64_t count) {
-  const char* bytes = reinterpret_cast<const char*>(p);
-  for (int64_t offset = 0; offset < count * static_cast<int64_t>(sizeof(T)); offset += 64)
-    __builtin_prefetch(bytes + offset);
-}
-
 // Pointers of the backward. grad_B and grad_C are partial sums per part of each group's heads,
 // (parts, b, l, g, n), zero-filled by the caller; everything else is written whole by the one
 // task that owns its head.
