@@ -24,19 +24,23 @@ REFERENCE_MODEL = "transformer"
 @dataclass(frozen=True)
 class TaskShape:
     """What the backbone takes from the task: token vocabulary (padding included), classes,
-    tokens per sequence (per document for a pair task) and pair mode (two documents)."""
+    tokens per sequence (per document for a pair task), pair mode (two documents) and whether
+    a token is a gray level (intensities)."""
 
     vocab_size: int
     num_classes: int
     max_length: int
     pair: bool
+    intensities: bool = False
 
 
 def task_shape(cfg: DictConfig) -> TaskShape:
     """The shape of `cfg.task` as its loader sees it, read from the loader object alone: the
     constructors only store their settings, so no data set is touched."""
     loader = instantiate(cfg.task.data)
-    return TaskShape(loader.vocab_size, loader.num_classes, loader.max_length, loader.pair)
+    return TaskShape(
+        loader.vocab_size, loader.num_classes, loader.max_length, loader.pair, loader.intensities
+    )
 
 
 def build_stage_model(cfg: DictConfig, stage: str = TRAIN, device: str | torch.device = "meta"):

@@ -55,9 +55,17 @@ class Stage(Protocol):
 def build_model(cfg: DictConfig, data: TaskData, pair: bool | None = None) -> nn.Module:
     """The backbone of `cfg.model`, sized by the task's vocabulary, classes and length; in
     two-tower mode for a pair task (Retrieval) unless `pair` says otherwise. `data` needs only
-    those four attributes: the loaded TaskData, or lra_bench.budget.TaskShape read from the
-    config alone (how the budget counts a stage's parameters without data)."""
+    those facts, pair mode and `intensities`: the loaded TaskData, or lra_bench.budget.TaskShape
+    read from the config alone (how the budget counts a stage's parameters without data). An
+    intensity encoder (`model.backbone.encoder=linear`) is refused on a task whose tokens are
+    not gray levels."""
     pair = data.pair if pair is None else pair
+    encoder = cfg.model.backbone.get("encoder", "embedding")
+    if encoder == "linear" and not data.intensities:
+        raise ValueError(
+            f"model.backbone.encoder=linear reads a token id as a gray level; task {cfg.task.name!r}"
+            " has no pixels (use encoder=embedding, or a pixel task: image, pathfinder, pathx)"
+        )
     return instantiate(
         cfg.model.backbone,
         vocab_size=data.vocab_size,

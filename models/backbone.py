@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from models.encoders import ENCODERS
 from models.layers.dropout import Dropout
 from models.pooling import POOLING
 from models.positions import POSITIONS
@@ -105,6 +106,8 @@ class SequenceClassifier(nn.Module):
         A mixer whose constructor takes `max_length` (learned per-position weights, projections
         over the sequence) also gets the longest sequence it will see, [CLS] included; one that
         takes `layer_index` gets its block's index and `n_layers` (depth-dependent init).
+    encoder: 'embedding' (a table per token id, LRA's) | 'linear' (Linear(1, D) of the
+    normalised intensity, the S4 repository's for images; pixel tasks only) (models/encoders.py).
     positions: 'sinusoidal' | 'learned' | 'none'.  pooling: 'cls' (prepends a learned [CLS]
     token) | 'mean' (masked) | 'last' (last real position).  head_hidden: head MLP width
     (LRA's mlp_dim); defaults to d_ff.
@@ -136,8 +139,11 @@ class SequenceClassifier(nn.Module):
         pooling: str = "cls",
         head_hidden: int | None = None,
         pair: bool = False,
+        encoder: str = "embedding",
     ) -> None:
         super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"model.backbone.encoder={encoder!r}; choose from {sorted(ENCODERS)}")
         if pooling not in POOLING:
             raise ValueError(f"model.backbone.pooling={pooling!r}; choose from {sorted(POOLING)}")
         if positions not in POSITIONS:
@@ -146,9 +152,8 @@ class SequenceClassifier(nn.Module):
             )
         self.pooling = pooling
         self.pool = POOLING[pooling]
-        self.embed = nn.Embedding(vocab_size, d_model)
-        # LRA initialises token embeddings N(0, 1).
-        nn.init.normal_(self.embed.weight, std=1.0)
+        self.d_model = d_model
+        self.embed = ENCODERS[encoder](vocab_size, d_model)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model)) if pooling == "cls" else None
         extra = 1 if self.cls is not None else 0
         self.positions = POSITIONS[positions](max_length + extra, d_model)

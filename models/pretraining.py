@@ -73,7 +73,7 @@ class PretrainingModel(nn.Module):
         self.objective, self.masking, self.target = objective, masking, target
         backbone.head = None  # fine-tuning gets a fresh classifier head; pretraining none
         self.backbone = backbone
-        width = backbone.embed.embedding_dim
+        width = backbone.d_model
         self.mask_vector = nn.Parameter(torch.randn(width))  # N(0, 1), as the token embeddings
         self.lm_head = nn.Linear(width, vocab_size if target == "token" else 1)
 

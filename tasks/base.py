@@ -69,6 +69,8 @@ class TaskData:
     validation_is_test: bool = False
     # Retrieval: each example is two documents, encoded by one shared encoder (two towers).
     pair: bool = False
+    # Image, Pathfinder, Path-X: a token id is a gray level, so an intensity encoder applies.
+    intensities: bool = False
     notes: dict = field(default_factory=dict)
 
 
@@ -113,7 +115,8 @@ class Task:
     cache -> TaskData), and the parts each task fills in.
 
     Class facts: `name`, `vocab_size` (padding included), `num_classes`, `pair` (two documents
-    per example), `validation_is_test` (Text: IMDB has no validation split). Subclasses set
+    per example), `validation_is_test` (Text: IMDB has no validation split), `intensities` (a
+    token id is a pixel's gray level: Image, Pathfinder, Path-X). Subclasses set
     `max_length` (tokens per example) and implement `find_source`, `cache_params` and
     `build_cache`; `arrange` may rename splits.
     """
@@ -123,6 +126,7 @@ class Task:
     num_classes: ClassVar[int]
     pair: ClassVar[bool] = False
     validation_is_test: ClassVar[bool] = False
+    intensities: ClassVar[bool] = False
     max_length: int
 
     def find_source(self, data_root: Path, progress: bool) -> Source:
@@ -165,5 +169,6 @@ class Task:
             fingerprint=key,
             validation_is_test=self.validation_is_test,
             pair=self.pair,
+            intensities=self.intensities,
             notes=notes,
         )

@@ -68,6 +68,7 @@ class Image(Task):
 
     name = "image"
     vocab_size = PIXEL_VOCAB_SIZE
+    intensities = True
     num_classes = NUM_CLASSES
 
     def __init__(

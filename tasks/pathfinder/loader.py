@@ -139,6 +139,7 @@ class Pathfinder(Task):
     """
 
     vocab_size = PIXEL_VOCAB_SIZE
+    intensities = True
     num_classes = NUM_CLASSES
 
     def __init__(
