@@ -108,6 +108,8 @@ class SequenceClassifier(nn.Module):
         takes `layer_index` gets its block's index and `n_layers` (depth-dependent init).
     encoder: 'embedding' (a table per token id, LRA's) | 'linear' (Linear(1, D) of the
     normalised intensity, the S4 repository's for images; pixel tasks only) (models/encoders.py).
+    pixel_norm: (mean, std) of the linear encoder's Normalize on [0, 1] gray levels; null =
+    (0.5, 0.5), onto [-1, 1]. Only with encoder 'linear'.
     positions: 'sinusoidal' | 'learned' | 'none'.  pooling: 'cls' (prepends a learned [CLS]
     token) | 'mean' (masked) | 'last' (last real position).  head_hidden: head MLP width
     (LRA's mlp_dim); defaults to d_ff.
@@ -140,10 +142,16 @@ class SequenceClassifier(nn.Module):
         head_hidden: int | None = None,
         pair: bool = False,
         encoder: str = "embedding",
+        pixel_norm: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"model.backbone.encoder={encoder!r}; choose from {sorted(ENCODERS)}")
+        if pixel_norm is not None and encoder != "linear":
+            raise ValueError(
+                f"model.backbone.pixel_norm={list(pixel_norm)} normalises the linear encoder's"
+                f" gray levels; encoder is {encoder!r}"
+            )
         if pooling not in POOLING:
             raise ValueError(f"model.backbone.pooling={pooling!r}; choose from {sorted(POOLING)}")
         if positions not in POSITIONS:
@@ -153,7 +161,10 @@ class SequenceClassifier(nn.Module):
         self.pooling = pooling
         self.pool = POOLING[pooling]
         self.d_model = d_model
-        self.embed = ENCODERS[encoder](vocab_size, d_model)
+        if pixel_norm is not None and len(pixel_norm) != 2:
+            raise ValueError(f"model.backbone.pixel_norm={list(pixel_norm)}: give [mean, std]")
+        norm = {} if pixel_norm is None else dict(zip(("mean", "std"), pixel_norm))
+        self.embed = ENCODERS[encoder](vocab_size, d_model, **norm)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model)) if pooling == "cls" else None
         extra = 1 if self.cls is not None else 0
         self.positions = POSITIONS[positions](max_length + extra, d_model)

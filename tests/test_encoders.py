@@ -16,10 +16,19 @@ from models.mixers.softmax_attention import SoftmaxAttention
 from models.pretraining import PretrainingModel
 
 
-def classifier(encoder: str, vocab: int = 256) -> SequenceClassifier:
+def classifier(encoder: str, vocab: int = 256, **kwargs) -> SequenceClassifier:
     mixer = functools.partial(SoftmaxAttention, n_heads=2)
     return SequenceClassifier(
-        vocab, 2, 40, mixer, d_model=16, n_layers=1, d_ff=32, pooling="mean", encoder=encoder
+        vocab,
+        2,
+        40,
+        mixer,
+        d_model=16,
+        n_layers=1,
+        d_ff=32,
+        pooling="mean",
+        encoder=encoder,
+        **kwargs,
     )
 
 
@@ -36,6 +45,27 @@ def test_the_intensity_encoder_maps_gray_levels_onto_minus_one_to_one_as_s4_norm
     torch.testing.assert_close(out[0], expected)
     assert out.shape == (1, 3, 3)
     torch.testing.assert_close(out[0, 0], torch.tensor([-1.0, -1.0, 0.75]))
+
+
+@pytest.mark.parametrize(
+    "mean, std",
+    [(0.0, 1.0), (122.6 / 255, 61.0 / 255)],  # S4's Pathfinder (center: false) and its CIFAR
+)
+def test_the_backbone_normalises_gray_levels_as_the_source_says(mean, std):
+    model = classifier("linear", pixel_norm=[mean, std])
+    tokens = torch.tensor([[0, 255, 100]])
+    normalised = (torch.tensor([0.0, 255.0, 100.0]) / 255.0 - mean) / std
+    expected = normalised[:, None] * model.embed.proj.weight[:, 0] + model.embed.proj.bias
+    torch.testing.assert_close(model.embed(tokens)[0], expected)
+
+
+def test_a_pixel_norm_without_the_linear_encoder_or_of_the_wrong_length_is_refused():
+    with pytest.raises(ValueError, match=r"pixel_norm=\[0.5, 0.5\] .* encoder is 'embedding'"):
+        classifier("embedding", pixel_norm=[0.5, 0.5])
+    with pytest.raises(ValueError, match=r"pixel_norm=\[0.5\]: give \[mean, std\]"):
+        classifier("linear", pixel_norm=[0.5])
+    with pytest.raises(ValueError, match="std must be positive"):
+        classifier("linear", pixel_norm=[0.5, 0.0])
 
 
 def test_the_token_table_draws_what_nn_embedding_with_lras_normal_init_drew():

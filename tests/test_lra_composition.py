@@ -1,7 +1,8 @@
 """Every model of conf/model on every task in profile `lra`: the task is LRA's (LRA_SPEC.md
 section 2.0, copied below), each model runs its own architecture (the attention family LRA's
 Transformer's, as LRA gave it; every other model its own positions, pooling and mixer), each
-sizes-and-budget source carries no architecture, and every backbone builds."""
+sizes-and-budget source carries no architecture (only, on pixel tasks, how it feeds pixels), and
+every backbone builds."""
 
 from __future__ import annotations
 
@@ -51,6 +52,10 @@ OWN_ARCHITECTURE = {
 }  # fmt: skip
 # What a published source (conf/published/) may set in model.backbone: sizes only.
 SIZE_KEYS = {"d_model", "n_layers", "d_ff", "dropout", "head_hidden"}
+# How the source feeds pixels to every model it runs (S4, S5: real values through one linear
+# layer, normalised as its data loader does): the source's input pipeline, on pixel tasks only.
+INPUT_KEYS = {"encoder", "pixel_norm"}
+PIXEL_TASKS = {"image", "pathfinder", "pathx"}
 
 
 def lra_configs() -> dict:
@@ -121,14 +126,16 @@ def test_lra_settings_of_each_model_come_from_one_place(model):
         assert f"conf{source}.yaml" in text  # the header names it
 
 
-def test_published_sources_carry_sizes_and_budget_only():
+def test_published_sources_carry_sizes_budget_and_pixel_input_only():
     sources = sorted((CONF_DIR / "published").glob("*/*.yaml"))
     assert {path.parent.name for path in sources} == {"s4", "s5", "mega", "lru"}
     for path in sources:
         assert path.stem in TASKS
         cfg = OmegaConf.load(path)
         assert set(cfg) == {"model", "trainer"}, path
-        assert set(cfg.model) == {"backbone"} and set(cfg.model.backbone) <= SIZE_KEYS, path
+        keys = set(cfg.model.backbone)
+        allowed = SIZE_KEYS | (INPUT_KEYS if path.stem in PIXEL_TASKS else set())
+        assert set(cfg.model) == {"backbone"} and keys <= allowed, path
 
 
 @pytest.mark.parametrize(("task", "model"), PAIRS)
