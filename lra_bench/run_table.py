@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from lra_bench.identity import NON_IDENTIFYING_KEYS
 from lra_bench.records import RunRecord, find_records
 
 COLUMNS = (
@@ -28,7 +29,29 @@ COLUMNS = (
     "git_commit",
     "git_dirty",
     "variant",
+    "settings",
 )
+
+# Overrides the table shows in columns of their own, or that never change what is computed.
+_SHOWN_ELSEWHERE = {"task", "model", "profile", "seed"}
+
+
+def settings(overrides: list[str]) -> str:
+    """The command-line overrides that set something beyond the task, model, profile and seed
+    columns (`trainer.max_steps=3000`, `pretrain=masked`, `+model.backbone.encoder=linear`), in
+    the order given; where-and-how keys (results_dir, progress, kernels, ...) left out. What
+    tells apart two runs of one task, model and profile at a glance; the variant hash is the
+    exact identity."""
+
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    return " ".join(
+        override
+        for override in overrides
+        if key(override) not in _SHOWN_ELSEWHERE
+        and key(override).split(".", 1)[0] not in NON_IDENTIFYING_KEYS
+    )
 
 
 def run_row(record: RunRecord) -> dict:
@@ -55,6 +78,7 @@ def run_row(record: RunRecord) -> dict:
         "git_commit": (record.git_commit or "")[:7] or None,
         "git_dirty": record.git_dirty,
         "variant": record.variant,
+        "settings": settings(record.overrides or []),
     }
 
 
@@ -74,12 +98,16 @@ def write_run_table(results_dir: Path) -> tuple[Path, Path]:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    blank = lambda value: "-" if value is None else str(value)  # noqa: E731
+
+    def blank(value) -> str:
+        return "-" if value in (None, "") else str(value).replace("|", "\\|")
+
     lines = [
         f"# Runs of {results_dir.name}",
         "",
         f"{len(rows)} run records; test accuracy in %, wall time in minutes (set-up, training and"
-        " evaluation), threads = torch threads of the run.",
+        " evaluation), threads = torch threads of the run, settings = its overrides beyond task,"
+        " model, profile and seed.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),

@@ -40,3 +40,34 @@ def test_records_list_writes_a_line_per_run_with_its_wall_time(tmp_path, capsys)
     table = (tmp_path / "runs.md").read_text().splitlines()
     assert table[2].startswith("3 run records")
     assert len([line for line in table if line.startswith("| listops |")]) == 3
+
+
+def test_the_settings_column_shows_what_a_run_set_beyond_its_task_model_profile_and_seed(
+    tmp_path,
+):
+    overrides = [
+        "model=s4d",
+        "task=pathfinder",
+        "profile=mini",
+        "seed=0",
+        "task.data.generate.count=20000",
+        "+model.backbone.encoder=linear",
+        "+model.backbone.pixel_norm=[0.0,1.0]",
+        "pretrain=masked",
+        "results_dir=/work/pf_results",
+        "progress=false",
+        "kernels.per_op={ssd: reference}",
+    ]
+    write(tmp_path, record(overrides=overrides))
+    write(tmp_path, record(seed=1, overrides=["seed=1", "trainer.lr=a|b"]))
+    assert cli_main(["records", "list", str(tmp_path)]) in (None, 0)
+    with open(tmp_path / "runs.csv") as handle:
+        first, second = list(csv.DictReader(handle))
+    assert first["settings"] == (
+        "task.data.generate.count=20000 +model.backbone.encoder=linear"
+        " +model.backbone.pixel_norm=[0.0,1.0] pretrain=masked"
+    )
+    assert second["settings"] == "trainer.lr=a|b"
+    table = (tmp_path / "runs.md").read_text()
+    assert "| trainer.lr=a\\|b |" in table  # a pipe in a value never splits the row
+    assert "| pretrain=masked" not in table and "pretrain=masked |" in table
