@@ -103,28 +103,66 @@ def train_cnn(
     return model, history
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments both Pathfinder checks take (this one and pathfinder_position_control.py):
+    the run's Hydra overrides, --seed, --threads and --out."""
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for lra_bench.run")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as Markdown")
+
+
+def load_pixel_task(given_overrides: list[str]):
+    """(overrides, cfg, data) of the run these overrides describe (task=pathfinder and
+    profile=mini unless given): the same loader and cache as `python -m lra_bench.run`, so a
+    check sees exactly the run's pixels, labels and split. Refuses a task without pixel ids."""
+    given = {o.split("=", 1)[0] for o in given_overrides}
+    defaults = [o for o in ("task=pathfinder", "profile=mini") if o.split("=")[0] not in given]
+    overrides = [*defaults, *given_overrides]
+    cfg = compose(overrides)
+    data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=cfg.progress)
+    if not data.intensities or data.pair:
+        raise SystemExit(f"task {cfg.task.name} is not an image of pixel ids (one input)")
+    return overrides, cfg, data
+
+
+def write_report(out: Path, title: str, data_line: str, setup: list[str], curve, result) -> None:
+    """A check's Markdown: title, the overrides and data, `setup` sentences with the threads, CPU
+    and commit appended to the first, the validation curve (name of its x, [(x, accuracy)]) and
+    result = (test accuracy, majority rate, minutes)."""
+    git = git_state()
+    where = (
+        f", {torch.get_num_threads()} thread(s), {cpu_name()}; git {git['commit'][:7]}"
+        f"{' (dirty)' if git['dirty'] else ''}."
+    )
+    (x_name, points), (test, majority, minutes) = curve, result
+    lines = [
+        f"# {title}",
+        "",
+        data_line,
+        setup[0] + where,
+        *setup[1:],
+        "",
+        f"| {x_name} | validation accuracy (%) |",
+        "|---|---|",
+        *(f"| {x} | {100 * value:.1f} |" for x, value in points),
+        "",
+        f"Test accuracy {100 * test:.2f}% against a majority class of {100 * majority:.2f}%;"
+        f" {minutes:.1f} min of training and evaluation.",
+    ]
+    out.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    given = {o.split("=", 1)[0] for o in args.overrides}
-    defaults = [o for o in ("task=pathfinder", "profile=mini") if o.split("=")[0] not in given]
-    overrides = [*defaults, *args.overrides]
-    cfg = compose(overrides)
-    data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=cfg.progress)
-    if data.vocab_size != 256 or data.pair:
-        raise SystemExit(
-            f"task {cfg.task.name} is not an image of pixel ids (vocab 256, one input)"
-        )
+    overrides, cfg, data = load_pixel_task(args.overrides)
     split = {
         name: (as_images(s.tokens), torch.tensor(np.asarray(s.labels), dtype=torch.int64))
         for name, s in data.splits.items()
@@ -149,23 +187,19 @@ def main(argv: list[str] | None = None) -> None:
         f"test accuracy {100 * test:.2f}% (majority class {100 * majority:.2f}%), {minutes:.1f} min"
     )
     if args.out:
-        git = git_state()
-        lines = [
-            "# Pathfinder learnability check (benchmarks/pathfinder_cnn_check.py)",
-            "",
+        setup = (
+            f"Small CNN ({sum(p.numel() for p in model.parameters())} parameters), AdamW lr"
+            f" {args.lr}, batch {args.batch}, seed {args.seed}"
+        )
+        curve = [(i + 1, v) for i, v in enumerate(history)]
+        write_report(
+            args.out,
+            "Pathfinder learnability check (benchmarks/pathfinder_cnn_check.py)",
             f"Overrides: `{' '.join(overrides)}`; data: {source} ({sizes}).",
-            f"Small CNN ({sum(p.numel() for p in model.parameters())} parameters), AdamW lr "
-            f"{args.lr}, batch {args.batch}, seed {args.seed}, {torch.get_num_threads()} thread(s), "
-            f"{cpu_name()}; git {git['commit'][:7]}{' (dirty)' if git['dirty'] else ''}.",
-            "",
-            "| epoch | validation accuracy (%) |",
-            "|---|---|",
-            *(f"| {i + 1} | {100 * v:.1f} |" for i, v in enumerate(history)),
-            "",
-            f"Test accuracy {100 * test:.2f}% against a majority class of {100 * majority:.2f}%; "
-            f"{minutes:.1f} min of training and evaluation.",
-        ]
-        args.out.write_text("\n".join(lines) + "\n")
+            [setup],
+            ("epoch", curve),
+            (test, majority, minutes),
+        )
 
 
 if __name__ == "__main__":

@@ -26,13 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lra_bench.compose import compose  # noqa: E402
-from lra_bench.environment import cpu_name, git_state  # noqa: E402
+from benchmarks.pathfinder_cnn_check import (  # noqa: E402
+    add_common_arguments,
+    load_pixel_task,
+    write_report,
+)
 from lra_bench.stages import build_model  # noqa: E402
 
 BRIGHT = 100  # pixel id above which a pixel counts as bright (paths and markers; background 0)
@@ -84,23 +86,13 @@ def train_control(model, train, val, steps, eval_every, batch, lr, weight_decay,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for lra_bench.run")
+    add_common_arguments(parser)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--eval-every", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
-    parser.add_argument("--out", type=Path, default=None, help="write the result as Markdown")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    given = {o.split("=", 1)[0] for o in args.overrides}
-    defaults = [o for o in ("task=pathfinder", "profile=mini") if o.split("=")[0] not in given]
-    overrides = [*defaults, *args.overrides]
-    cfg = compose(overrides)
-    data = instantiate(cfg.task.data).load(Path(cfg.data_root), progress=cfg.progress)
-    if not data.intensities or data.pair:
-        raise SystemExit(f"task {cfg.task.name} is not an image of pixel ids")
+    overrides, cfg, data = load_pixel_task(args.overrides)
     split = {
         name: (torch.as_tensor(s.tokens.astype(np.int64)), position_label(s.tokens))
         for name, s in data.splits.items()
@@ -133,27 +125,23 @@ def main(argv: list[str] | None = None) -> None:
         f" {minutes:.1f} min"
     )
     if args.out:
-        git = git_state()
-        lines = [
-            "# Pathfinder position control (benchmarks/pathfinder_position_control.py)",
-            "",
-            f"Overrides: `{' '.join(overrides)}`; data: {source} ({sizes}).",
+        setup = (
             f"Model {cfg.model.name} ({sum(p.numel() for p in model.parameters())} parameters),"
             f" AdamW lr {trainer.lr}, weight decay {trainer.weight_decay}, batch"
-            f" {trainer.batch_size}, {args.steps} steps, seed {args.seed},"
-            f" {torch.get_num_threads()} thread(s), {cpu_name()}; git"
-            f" {git['commit'][:7]}{' (dirty)' if git['dirty'] else ''}.",
+            f" {trainer.batch_size}, {args.steps} steps, seed {args.seed}"
+        )
+        label = (
             f"Label: 1 when the top half of the image has more pixels brighter than {BRIGHT}"
-            " than the bottom half.",
-            "",
-            "| step | validation accuracy (%) |",
-            "|---|---|",
-            *(f"| {step} | {100 * value:.1f} |" for step, value in history),
-            "",
-            f"Test accuracy {100 * test:.2f}% against a majority class of {100 * majority:.2f}%;"
-            f" {minutes:.1f} min of training and evaluation.",
-        ]
-        args.out.write_text("\n".join(lines) + "\n")
+            " than the bottom half."
+        )
+        write_report(
+            args.out,
+            "Pathfinder position control (benchmarks/pathfinder_position_control.py)",
+            f"Overrides: `{' '.join(overrides)}`; data: {source} ({sizes}).",
+            [setup, label],
+            ("step", history),
+            (test, majority, minutes),
+        )
 
 
 if __name__ == "__main__":
