@@ -152,6 +152,8 @@ class SequenceClassifier(nn.Module):
                 f"model.backbone.pixel_norm={list(pixel_norm)} normalises the linear encoder's"
                 f" gray levels; encoder is {encoder!r}"
             )
+        if pixel_norm is not None and len(pixel_norm) != 2:
+            raise ValueError(f"model.backbone.pixel_norm={list(pixel_norm)}: give [mean, std]")
         if pooling not in POOLING:
             raise ValueError(f"model.backbone.pooling={pooling!r}; choose from {sorted(POOLING)}")
         if positions not in POSITIONS:
@@ -161,8 +163,6 @@ class SequenceClassifier(nn.Module):
         self.pooling = pooling
         self.pool = POOLING[pooling]
         self.d_model = d_model
-        if pixel_norm is not None and len(pixel_norm) != 2:
-            raise ValueError(f"model.backbone.pixel_norm={list(pixel_norm)}: give [mean, std]")
         norm = {} if pixel_norm is None else dict(zip(("mean", "std"), pixel_norm))
         self.embed = ENCODERS[encoder](vocab_size, d_model, **norm)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model)) if pooling == "cls" else None

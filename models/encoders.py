@@ -5,9 +5,11 @@ embed the 256 gray levels as tokens). `linear` is the S4 repository's encoder fo
 pixel's intensity as a real number on [0, 1] (torchvision's ToTensor), normalised as the source
 does, (v - mean) / std, through one Linear(1, D). Sources differ: S4 centres Pathfinder with
 Normalize(0.5, 0.5) by default (its LRA configs turn that off: [0, 1]), CIFAR with
-(122.6 / 255, 61.0 / 255); Mega normalises pixels by (0.48, 0.24) (LRA_SPEC 5.1, 5.3). It knows that neighbouring gray levels are alike, which a
-table must learn level by level; it is meaningful only where the token id is an intensity
-(Image, Pathfinder, Path-X), and the runner refuses it elsewhere.
+(122.6 / 255, 61.0 / 255); Mega normalises pixels by (0.48, 0.24) (LRA_SPEC 5.1, 5.3).
+
+The linear encoder knows that neighbouring gray levels are alike, which a table must learn level
+by level; it is meaningful only where the token id is an intensity (Image, Pathfinder, Path-X),
+and the runner refuses it elsewhere (lra_bench/stages.py, build_model).
 """
 
 from __future__ import annotations
