@@ -4,8 +4,10 @@
         [--steps 1000] [--eval-every 200] [--seed 0] [--threads N] [--out FILE.md]
 
 The model a run of these overrides would train (`model=s4d`, `task.data.downsample=2`, ...;
-task=pathfinder and profile=mini unless given), on the very pixels of that run's splits, with its
-batch size, learning rate and weight decay, but a control label in place of Pathfinder's: 1 when
+task=pathfinder and profile=mini unless given), on the very pixels of that run's splits, trained
+by the engine's own loop with the run's trainer settings (optimizer and its parameter groups,
+schedule, batches; --steps and --eval-every in place of its budget), selected on validation as a
+run is, but with a control label in place of Pathfinder's: 1 when
 more pixels are bright (id > 100) in the first half of the sequence (the top half of the image)
 than in the second. The label needs every position and the order of the sequence, as
 connectedness does, but it is a sum over positions, not a path to trace. A model that learns it
@@ -19,13 +21,16 @@ against the majority rate; writes them as Markdown to --out when given.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -35,7 +40,9 @@ from benchmarks.pathfinder_cnn_check import (  # noqa: E402
     load_pixel_task,
     write_report,
 )
+from lra_bench.engine import TrainerConfig, train_and_evaluate  # noqa: E402
 from lra_bench.stages import build_model  # noqa: E402
+from tasks.base import TaskData  # noqa: E402
 
 BRIGHT = 100  # pixel id above which a pixel counts as bright (paths and markers; background 0)
 
@@ -48,40 +55,30 @@ def position_label(tokens: np.ndarray) -> torch.Tensor:
     return (bright[:, :half].sum(1) > bright[:, half:].sum(1)).long()
 
 
-def accuracy(model, tokens: torch.Tensor, labels: torch.Tensor, batch: int = 256) -> float:
-    """Fraction of sequences (all positions real) whose arg-max logit is the label (eval mode)."""
-    model.eval()
-    right = 0
-    with torch.no_grad():
-        for i in range(0, len(labels), batch):
-            rows = tokens[i : i + batch]
-            lengths = torch.full((len(rows),), rows.shape[1])
-            right += (model(rows, lengths).argmax(-1) == labels[i : i + batch]).sum().item()
-    model.train()
-    return right / max(len(labels), 1)
+def relabelled(data: TaskData) -> TaskData:
+    """`data` with every split's labels replaced by `position_label` of its pixels."""
+    splits = {
+        name: dataclasses.replace(split, labels=position_label(split.tokens).numpy())
+        for name, split in data.splits.items()
+    }
+    return dataclasses.replace(data, splits=splits)
 
 
-def train_control(model, train, val, steps, eval_every, batch, lr, weight_decay, seed, log=print):
-    """AdamW on train = (tokens (N, L) long, labels (N,)), batches drawn with replacement;
-    returns [(step, validation accuracy)] at every `eval_every` steps and at the last."""
-    generator = torch.Generator().manual_seed(seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    tokens, labels = train
-    lengths = torch.full((batch,), tokens.shape[1])
-    history, start = [], time.perf_counter()
-    for step in range(1, steps + 1):
-        rows = torch.randint(0, len(labels), (batch,), generator=generator)
-        loss = torch.nn.functional.cross_entropy(model(tokens[rows], lengths), labels[rows])
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if step % eval_every == 0 or step == steps:
-            history.append((step, accuracy(model, *val)))
-            log(
-                f"step {step}: train loss {loss.item():.3f}, validation accuracy "
-                f"{100 * history[-1][1]:.1f}% ({time.perf_counter() - start:.0f} s)"
-            )
-    return history
+def train_control(model, control: TaskData, trainer: TrainerConfig, seed: int, log=print):
+    """Trains `model` on `control` (a `relabelled` TaskData) with `trainer`, through the engine's
+    `train_and_evaluate` (checkpoints in a temporary folder, deleted after); returns its
+    TrainResult (history of validation accuracy, test accuracy of the best validation step)."""
+    with tempfile.TemporaryDirectory(prefix="pathfinder-control-") as run_dir:
+        return train_and_evaluate(
+            model,
+            control,
+            trainer,
+            Path(run_dir),
+            torch.device("cpu"),
+            seed,
+            progress=False,
+            log=log,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,32 +90,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides, cfg, data = load_pixel_task(args.overrides)
-    split = {
-        name: (torch.as_tensor(s.tokens.astype(np.int64)), position_label(s.tokens))
-        for name, s in data.splits.items()
-    }
-    sizes = ", ".join(f"{name} {len(labels)}" for name, (_, labels) in split.items())
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in data.splits.items())
     source = data.notes.get("source", "?")
     print(f"{cfg.task.name}: {source}; {sizes}", flush=True)
     torch.manual_seed(args.seed)
     model = build_model(cfg, data)
-    trainer = cfg.trainer
-    start = time.perf_counter()
-    history = train_control(
-        model,
-        split["train"],
-        split["val"],
-        args.steps,
-        args.eval_every,
-        trainer.batch_size,
-        trainer.lr,
-        trainer.weight_decay,
-        args.seed,
-        log=lambda line: print(line, flush=True),
+    trainer = TrainerConfig(
+        **{
+            **OmegaConf.to_container(cfg.trainer, resolve=True),
+            "max_steps": args.steps,
+            "eval_every": args.eval_every,
+        }
     )
-    test_tokens, test_labels = split["test"]
-    test = accuracy(model, test_tokens, test_labels)
-    majority = max(test_labels.float().mean().item(), 1 - test_labels.float().mean().item())
+    start = time.perf_counter()
+    control = relabelled(data)
+    result = train_control(
+        model, control, trainer, args.seed, log=lambda line: print(line, flush=True)
+    )
+    history = [(entry["step"], entry["val_accuracy"]) for entry in result.history]
+    for step, value in history:
+        print(f"step {step}: validation accuracy {100 * value:.1f}%", flush=True)
+    test = result.test_accuracy
+    majority = control.splits["test"].majority_rate()
     minutes = (time.perf_counter() - start) / 60
     print(
         f"control label: test accuracy {100 * test:.2f}% (majority class {100 * majority:.2f}%),"
@@ -127,8 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         setup = (
             f"Model {cfg.model.name} ({sum(p.numel() for p in model.parameters())} parameters),"
-            f" AdamW lr {trainer.lr}, weight decay {trainer.weight_decay}, batch"
-            f" {trainer.batch_size}, {args.steps} steps, seed {args.seed}"
+            f" the run's trainer (lr {trainer.lr}, weight decay {trainer.weight_decay}, batch"
+            f" {trainer.batch_size}, {trainer.schedule} schedule, warmup {trainer.warmup_steps})"
+            f" for {args.steps} steps, test at the best validation step, seed {args.seed}"
         )
         label = (
             f"Label: 1 when the top half of the image has more pixels brighter than {BRIGHT}"

@@ -7,9 +7,11 @@ import functools
 import numpy as np
 import torch
 
-from benchmarks import pathfinder_position_control as control
+from benchmarks import pathfinder_position_control as control_module
+from lra_bench.engine import TrainerConfig
 from models.backbone import SequenceClassifier
 from models.mixers.s4d import S4D
+from tasks.base import Split, TaskData
 
 
 def test_the_control_label_compares_bright_pixels_of_the_first_and_second_half():
@@ -23,15 +25,28 @@ def test_the_control_label_compares_bright_pixels_of_the_first_and_second_half()
         ],
         dtype=np.uint8,
     )
-    assert control.position_label(tokens).tolist() == [1, 0, 0, 0]
+    assert control_module.position_label(tokens).tolist() == [1, 0, 0, 0]
 
 
-def test_a_small_s4d_learns_the_control_label_from_pixels():
+def test_a_small_s4d_learns_the_control_label_from_pixels_through_the_engine():
     rng = np.random.default_rng(0)
     n, length = 640, 64
     tokens = np.where(rng.random((n, length)) < 0.2, 220, 0).astype(np.uint8)
-    labels = control.position_label(tokens)
-    data = torch.as_tensor(tokens.astype(np.int64))
+    pathfinder_labels = rng.integers(0, 2, n)  # what the control must not read
+    splits = {
+        name: Split(
+            tokens[rows], np.full(len(tokens[rows]), length, np.int32), pathfinder_labels[rows]
+        )
+        for name, rows in (
+            ("train", slice(0, 512)),
+            ("val", slice(512, 576)),
+            ("test", slice(576, n)),
+        )
+    }
+    data = TaskData("pathfinder", splits, 256, 2, length, "f", intensities=True)
+    control = control_module.relabelled(data)
+    for name, split in control.splits.items():
+        assert split.labels.tolist() == control_module.position_label(splits[name].tokens).tolist()
     torch.manual_seed(0)
     model = SequenceClassifier(
         256,
@@ -46,26 +61,19 @@ def test_a_small_s4d_learns_the_control_label_from_pixels():
         pooling="mean",
         encoder="linear",
     )
-    history = control.train_control(
-        model,
-        (data[:512], labels[:512]),
-        (data[512:], labels[512:]),
-        steps=150,
-        eval_every=50,
-        batch=32,
-        lr=4e-3,
-        weight_decay=0.0,
-        seed=0,
-        log=lambda line: None,
+    # Constant rate, as a short control needs; the run's own schedule is what main() passes.
+    trainer = TrainerConfig(
+        batch_size=32, max_steps=150, eval_every=50, lr=4e-3, schedule="constant"
     )
-    majority = max(labels[512:].float().mean().item(), 1 - labels[512:].float().mean().item())
-    assert [step for step, _ in history] == [50, 100, 150]
-    assert history[-1][1] > majority + 0.2, (history, majority)
+    result = control_module.train_control(model, control, trainer, seed=0, log=lambda line: None)
+    majority = control.splits["test"].majority_rate()
+    assert [entry["step"] for entry in result.history] == [50, 100, 150]
+    assert result.test_accuracy > majority + 0.2, (result.history, majority)
 
 
 def test_the_script_writes_its_table_for_a_run_of_generated_images(tmp_path, capsys):
     out = tmp_path / "control.md"
-    control.main(
+    control_module.main(
         [
             "profile=smoke",
             "model=s4d",
