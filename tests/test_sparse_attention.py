@@ -246,12 +246,66 @@ def test_longformer_equals_window_plus_symmetric_global_reference(causal):
 # --- BigBird -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dense_when_covered", [False, True])
 @pytest.mark.parametrize("causal", [False, True])
-def test_bigbird_whose_window_and_globals_cover_everything_equals_full_attention(causal):
+def test_bigbird_whose_window_and_globals_cover_everything_equals_full_attention(
+    causal, dense_when_covered
+):
     # 3 blocks of 4: the first and last are global, the middle one's window covers all three.
     x, mask = padded_batch([12, 9], 12)
-    mixer = BigBirdAttention(D, H, block_size=4, max_length=12, causal=causal)
+    mixer = BigBirdAttention(
+        D, H, block_size=4, max_length=12, causal=causal, dense_when_covered=dense_when_covered
+    )
+    assert mixer.covers_every_key(mask)
     assert_real_close(mixer(x, mask), same_weights(mixer, causal)(x, mask), mask)
+    assert mixer.ran_block_form == (not dense_when_covered)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_bigbird_computes_a_pattern_that_covers_every_key_as_full_attention(causal):
+    # ListOps mini's shape in small: 4 blocks (16 positions in blocks of 4), r = 3. Each query
+    # block's window, the two global blocks and at most r random candidates hold every block,
+    # so the block form and the full-attention form give the same outputs and gradients.
+    torch.manual_seed(5)
+    x, mask = padded_batch([16, 13, 6, 1], 16)
+    block = BigBirdAttention(
+        D,
+        H,
+        block_size=4,
+        n_random_blocks=3,
+        max_length=16,
+        causal=causal,
+        dense_when_covered=False,
+    )
+    dense = BigBirdAttention(D, H, block_size=4, n_random_blocks=3, max_length=16, causal=causal)
+    dense.load_state_dict(block.state_dict())
+    assert dense.covers_every_key(mask)
+    x_block = x.clone().requires_grad_()
+    x_dense = x.clone().requires_grad_()
+    out_block, out_dense = block(x_block, mask), dense(x_dense, mask)
+    assert_real_close(out_dense, out_block, mask)
+    weights = torch.randn_like(out_block) * mask[..., None]  # a loss on real positions only
+    (out_block * weights).sum().backward()
+    (out_dense * weights).sum().backward()
+    torch.testing.assert_close(x_dense.grad, x_block.grad, atol=1e-5, rtol=1e-4)
+    for name, param in block.named_parameters():
+        torch.testing.assert_close(
+            dict(dense.named_parameters())[name].grad, param.grad, atol=1e-5, rtol=1e-4
+        )
+    assert block.ran_block_form and block.backend == "torch.sdpa.blocked"
+    assert not dense.ran_block_form and dense.backend is None
+
+
+def test_bigbird_with_more_candidates_than_random_blocks_keeps_the_block_form():
+    # 10 blocks of 4, r = 2: a query block has up to 7 candidates, so the pattern is sparse.
+    x, mask = padded_batch([40, 29], 40)
+    mixer = BigBirdAttention(D, H, block_size=4, n_random_blocks=2, max_length=40)
+    assert not mixer.covers_every_key(mask)
+    expected = dense_reference(mixer, x, mask, bigbird_pattern(mixer, mask))
+    assert_real_close(mixer(x, mask), expected, mask)
+    assert mixer.ran_block_form
+    # The same layer on a batch of short sequences (3 blocks) covers every key.
+    assert mixer.covers_every_key(mask[:, :12] & (torch.arange(12) < 10))
 
 
 def bigbird_pattern(mixer, mask):

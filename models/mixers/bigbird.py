@@ -16,6 +16,14 @@ eval is deterministic, and a sequence gets the same blocks whatever padding foll
 
 Memory is O(L * b * (3 + g + r)); the priority table is (H, N_max, N_max), N_max =
 ceil(max_length / b).
+
+Short sequences: where every query block's window, global and random blocks together hold every
+real block of its sequence (no query block has more candidate blocks than r; e.g. ListOps `mini`,
+L 201 in 4 blocks of 64), the pattern is full attention, each key counted once, and the layer
+computes it as full attention (the Transformer's `attention` op) instead of gathering 3 + g + r
+blocks per query block, which there cost more than the whole sequence (8 blocks of keys against
+4; ~4x slower `mini` steps, measured). The function is the same; only attention dropout draws
+its masks differently. `dense_when_covered=False` keeps the block form (tests compare the two).
 """
 
 from __future__ import annotations
@@ -26,7 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from models.layers.blocked_attention import BlockedAttention
+from models.ops.attention import AttentionPattern, attention
 from models.ops.attention.blocked import blocked_sdpa, neighbour_blocks_of, pad_to_multiple
+
+BLOCK_FORM = "torch.sdpa.blocked"  # one fused SDPA call over all query blocks
 
 
 class BigBirdAttention(BlockedAttention):
@@ -36,12 +47,14 @@ class BigBirdAttention(BlockedAttention):
     max_length: the longest sequence it will see (the backbone passes it); sizes the random
     priority table.  seed: of the random blocks; None draws one from torch's global generator,
     so each layer differs and a run seed reproduces them.  causal: j <= i in every part, random
-    blocks from earlier blocks only.  Other arguments as SoftmaxAttention.
+    blocks from earlier blocks only.  dense_when_covered: compute a batch whose blocks cover
+    every key as full attention (the same function; see the module's docstring).  Other
+    arguments as SoftmaxAttention.
 
     forward(x: (B, L, D), mask: (B, L) bool, True = real) -> (B, L, D).
     """
 
-    backend = "torch.sdpa.blocked"  # one fused SDPA call over all query blocks
+    ops = ("attention",)  # the full-attention op, where the blocks cover every key
 
     def __init__(
         self,
@@ -56,8 +69,11 @@ class BigBirdAttention(BlockedAttention):
         dropout: float = 0.0,
         causal: bool = False,
         bias: bool = False,
+        dense_when_covered: bool = True,
     ) -> None:
         super().__init__(d_model, n_heads, qkv_dim, dropout, causal, bias)
+        self.dense_when_covered = dense_when_covered
+        self.ran_block_form = False
         if block_size < 1 or n_random_blocks < 0 or n_global_blocks < 0:
             raise ValueError("need block_size >= 1, n_random_blocks >= 0, n_global_blocks >= 0")
         self.block_size = block_size
@@ -74,6 +90,12 @@ class BigBirdAttention(BlockedAttention):
             "random_priority", torch.rand(n_heads, max_blocks, max_blocks, generator=generator)
         )
 
+    @property
+    def backend(self) -> str:
+        """What computed the block form, for the run record (None: it never ran; the full
+        attention op reports itself)."""
+        return BLOCK_FORM if self.ran_block_form else None
+
     def global_blocks(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, N) bool: the global blocks of each sequence: the first ceil(g/2) and the last
         floor(g/2) real blocks (causal: the first g). mask: (B, N*b) bool, whole blocks."""
@@ -87,10 +109,10 @@ class BigBirdAttention(BlockedAttention):
         final = (block > last[:, None] - self.n_global_blocks // 2) & (block <= last[:, None])
         return first | final
 
-    def random_blocks(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The random key blocks of every query block: indices (B, H, N, r) and whether each
-        choice is real (B, H, N, r), False where a short sequence has fewer than r candidates.
-        mask: (B, N*b) bool, padded to whole blocks."""
+    def candidate_blocks(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, N, N) bool: the key blocks each query block may draw as random blocks (real,
+        outside its window and the global blocks; causal: earlier). mask: (B, N*b) bool,
+        padded to whole blocks."""
         n_blocks = mask.shape[1] // self.block_size
         if n_blocks > self.random_priority.shape[1]:
             raise ValueError(
@@ -101,7 +123,22 @@ class BigBirdAttention(BlockedAttention):
         real = mask.unflatten(1, (n_blocks, self.block_size)).any(-1)  # (B, N)
         gap = block[:, None] - block[None, :]  # (query block, key block)
         usable = (gap >= 2) if self.causal else (gap.abs() >= 2)
-        usable = usable & (real & ~self.global_blocks(mask))[:, None, :]  # (B, N, N)
+        return usable & (real & ~self.global_blocks(mask))[:, None, :]
+
+    def covers_every_key(self, mask: torch.Tensor) -> bool:
+        """Whether every query block of every sequence attends to every real key (causal: every
+        earlier one): true when no query block has more random candidates than r, since the
+        window, the global and the random blocks are disjoint and together hold the rest.
+        mask: (B, N*b) bool, padded to whole blocks."""
+        most = self.candidate_blocks(mask).sum(-1).max()
+        return bool(most <= self.n_random_blocks)
+
+    def random_blocks(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The random key blocks of every query block: indices (B, H, N, r) and whether each
+        choice is real (B, H, N, r), False where a short sequence has fewer than r candidates.
+        mask: (B, N*b) bool, padded to whole blocks."""
+        usable = self.candidate_blocks(mask)  # (B, N, N)
+        n_blocks = usable.shape[1]
         priority = self.random_priority[:, :n_blocks, :n_blocks]
         priority = priority.masked_fill(~usable[:, None], -1.0)  # (B, H, N, N)
         chosen_priority, chosen = priority.topk(min(self.n_random_blocks, n_blocks), dim=-1)
@@ -109,8 +146,13 @@ class BigBirdAttention(BlockedAttention):
 
     def attend(self, q, k, v, mask, x):
         length, width = q.shape[2], self.block_size
+        blocks_mask = pad_to_multiple(mask, 1, width, False)
+        if self.dense_when_covered and self.covers_every_key(blocks_mask):
+            pattern = AttentionPattern(causal=self.causal)
+            return attention(q, k, v, mask, pattern, self.attention_dropout)
+        self.ran_block_form = True
         q, k, v = (pad_to_multiple(t, 2, width) for t in (q, k, v))
-        mask = pad_to_multiple(mask, 1, width, False)
+        mask = blocks_mask
         batch, heads, padded, dim = q.shape
         n_blocks = padded // width
         dropout = self.attention_dropout
