@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from models.layers.projections import merge_heads, split_heads
 from models.mixers.linformer import LinformerAttention
 from models.mixers.nystromformer import (
     NystromAttention,
@@ -13,6 +14,7 @@ from models.mixers.nystromformer import (
     segment_means_matrix,
 )
 from models.mixers.softmax_attention import SoftmaxAttention
+from models.ops.dispatch import backend_override
 
 
 def padded_batch(lengths, length, d):
@@ -145,3 +147,21 @@ def test_nystromformer_equals_the_reference_formula_on_full_rows():
         z = 0.25 * z @ (13 * eye - kz @ (15 * eye - kz @ (7 * eye - kz)))
     y = kernel_1 @ z @ kernel_3 @ v + mixer.value_conv(v)
     torch.testing.assert_close(mixer(x, mask), finish(mixer, y), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_nystromformer_value_skip_is_the_per_head_convolution_with_its_gradients(backend):
+    """value_skip (the causal op on channels-last values, shifted) against nn.Conv2d's grouped
+    (k, 1) convolution over (B, H, L, E), the layer's parameters; values and weight gradients."""
+    torch.manual_seed(4)
+    mixer = NystromAttention(d_model=12, n_heads=3, n_landmarks=4, conv_kernel_size=7)
+    v = torch.randn(2, 10, 12, requires_grad=True)
+    with backend_override(backend):
+        ours = mixer.value_skip(v)
+    expected = merge_heads(mixer.value_conv(split_heads(v, 3)))
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
+    grad = torch.randn_like(ours)
+    ours_grads = torch.autograd.grad(ours, (v, mixer.value_conv.weight), grad)
+    expected_grads = torch.autograd.grad(expected, (v, mixer.value_conv.weight), grad)
+    for a, b in zip(ours_grads, expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
