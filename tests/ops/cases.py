@@ -57,6 +57,18 @@ def ssd(length, dtype, g):
     return (x, log_a, B, C, h0), {"chunk_size": 16}
 
 
+def ssd_scaled_with_skip(length, dtype, g):
+    """Mamba-2's use: the input scaled by a step dt per head and position, log_a = dt A, a skip
+    D per head; the gradient of every input (log_a = dt A enters as a leaf of its own)."""
+    (x, _, B, C, h0), options = ssd(length, dtype, g)
+    heads = x.shape[2]
+    dt = F.softplus(_randn(g, x.shape[0], length, heads, dtype=dtype, grad=False) - 1)
+    dt.requires_grad_()
+    A = -torch.exp(_randn(g, heads, dtype=dtype, scale=0.5, grad=False))
+    D = _randn(g, heads, dtype=dtype)
+    return (x, dt * A, B, C, h0, dt, D), options
+
+
 def _gated(length, dtype, g, decay: bool, bonus: bool):
     b, h, k, v = 2, 3, 5, 6
     q, key = _randn(g, b, h, length, k, dtype=dtype), _randn(g, b, h, length, k, dtype=dtype)
@@ -175,7 +187,7 @@ def _diagonal(reverse: bool) -> Case:
 # op name -> {case name: case}. Every backend of the op runs every case.
 CASES: dict[str, dict[str, Case]] = {
     "selective_scan": {"mamba": selective_scan},
-    "ssd": {"grouped": ssd},
+    "ssd": {"grouped": ssd, "mamba2": ssd_scaled_with_skip},
     "gated_linear_attention": {"gla": gla, "rwkv6": rwkv6, "no_decay": linear_attention},
     "attention": {
         "full": _attention(AttentionPattern()),

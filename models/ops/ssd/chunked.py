@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from models.ops.ssd.scale_and_skip import scaled, with_skip
+
 
 def segment_sum(log_a: torch.Tensor) -> torch.Tensor:
     """out[..., i, j] = log_a[..., j+1] + ... + log_a[..., i] for j <= i, -inf above the diagonal.
@@ -43,14 +45,18 @@ def ssd_chunked(
     B: torch.Tensor,
     C: torch.Tensor,
     initial_state: torch.Tensor | None = None,
+    dt: torch.Tensor | None = None,
+    D: torch.Tensor | None = None,
     chunk_size: int = 32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chunked SSD.
 
     x: (b, l, h, p).  log_a: (b, l, h), <= 0.  B, C: (b, l, g, n), shared by the h / g
     consecutive heads of each group (g = h: one per head).  initial_state: (b, h, p, n) or None.
+    dt: (b, l, h) input scale or None.  D: (h,) skip or None (scale_and_skip.py).
     Returns y: (b, l, h, p) and the final state (b, h, p, n).
     """
+    raw, x = x, scaled(x, dt)
     batch, length, heads, width = x.shape
     groups, size = B.shape[2], B.shape[3]
     pad = -length % chunk_size
@@ -96,4 +102,5 @@ def ssd_chunked(
     y = y + torch.matmul(C, incoming.transpose(-1, -2)) * decay_from_start
 
     y = y.permute(0, 3, 4, 1, 2, 5).reshape(batch, chunks * chunk_size, heads, width)
-    return y[:, :length], state.reshape(batch, heads, width, size)
+    y = with_skip(y[:, :length], raw, D)
+    return y, state.reshape(batch, heads, width, size)

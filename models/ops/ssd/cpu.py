@@ -31,7 +31,7 @@ def kernel():
     return load_kernel("ssd_cpu", SOURCE).library
 
 
-def _check(x, log_a, B, C, h0) -> None:
+def _check(x, log_a, B, C, h0, dt=None, D=None) -> None:
     """The kernel reads raw arrays: every shape is checked here first."""
     if x.dim() != 4 or B.dim() != 4:
         raise ValueError(f"ssd_cpu: x (b, l, h, p) and B (b, l, g, n), got {x.shape}, {B.shape}")
@@ -44,6 +44,8 @@ def _check(x, log_a, B, C, h0) -> None:
         "B": (B, (batch, length, groups, states)),
         "C": (C, (batch, length, groups, states)),
         "initial_state": (h0, (batch, heads, width, states)),
+        "dt": (dt, (batch, length, heads)),
+        "D": (D, (heads,)),
     }
     for name, (tensor, shape) in expected.items():
         if tensor is not None and tuple(tensor.shape) != shape:
@@ -51,32 +53,32 @@ def _check(x, log_a, B, C, h0) -> None:
 
 
 class _CompiledSSD(torch.autograd.Function):
-    """forward(x, log_a, B, C, h0, steps) -> (y, last state); contiguous tensors of one dtype
-    (float32 or float64), shapes as in `ssd_cpu`; steps between the states kept for the
-    backward."""
+    """forward(x, log_a, B, C, h0, dt or None, D or None, steps) -> (y, last state); contiguous
+    tensors of one dtype (float32 or float64), shapes as in `ssd_cpu`; steps between the states
+    kept for the backward."""
 
     @staticmethod
-    def forward(ctx, x, log_a, B, C, h0, steps):
+    def forward(ctx, x, log_a, B, C, h0, dt, D, steps):
         batch, length, heads, width = x.shape
         groups, states = B.shape[2], B.shape[3]
-        keep = any(ctx.needs_input_grad[:5])
+        keep = any(ctx.needs_input_grad[:7])
         y, last_state = torch.empty_like(x), torch.empty_like(h0)
         n_chunks = -(-length // steps)
         kept = x.new_empty(batch, heads, n_chunks, width, states) if keep else None
         call(
             kernel(),
             "ssd_forward",
-            [x, log_a, B, C, h0, y, last_state, kept],
+            [x, log_a, B, C, h0, dt, D, y, last_state, kept],
             [batch, length, heads, width, groups, states, steps],
         )
         if keep:
-            ctx.save_for_backward(x, log_a, B, C, kept)
+            ctx.save_for_backward(x, log_a, B, C, dt, D, kept)
             ctx.steps = steps
         return y, last_state
 
     @staticmethod
     def backward(ctx, grad_y, grad_last):
-        x, log_a, B, C, kept = ctx.saved_tensors
+        x, log_a, B, C, dt, D, kept = ctx.saved_tensors
         batch, length, heads, width = x.shape
         groups, states = B.shape[2], B.shape[3]
         # Parts of each group's heads, each with its own partial grad_B and grad_C.
@@ -85,11 +87,13 @@ class _CompiledSSD(torch.autograd.Function):
         grad_B_parts = x.new_zeros(parts, batch, length, groups, states)
         grad_C_parts = x.new_zeros(parts, batch, length, groups, states)
         grad_h0 = torch.empty_like(grad_last)
+        grad_dt = None if dt is None else torch.empty_like(dt)
+        grad_D_rows = None if D is None else x.new_empty(batch, heads)
         call(
             kernel(),
             "ssd_backward",
-            [x, log_a, B, C, kept, grad_y.contiguous(), grad_last.contiguous()]
-            + [grad_x, grad_log_a, grad_B_parts, grad_C_parts, grad_h0],
+            [x, log_a, B, C, dt, D, kept, grad_y.contiguous(), grad_last.contiguous()]
+            + [grad_x, grad_log_a, grad_B_parts, grad_C_parts, grad_h0, grad_dt, grad_D_rows],
             [batch, length, heads, width, groups, states, ctx.steps, parts],
         )
         grads = (
@@ -98,6 +102,8 @@ class _CompiledSSD(torch.autograd.Function):
             grad_B_parts.sum(0) if parts > 1 else grad_B_parts[0],
             grad_C_parts.sum(0) if parts > 1 else grad_C_parts[0],
             grad_h0,
+            grad_dt,
+            None if D is None else grad_D_rows.sum(0),
         )
         return (*(g if need else None for g, need in zip(grads, ctx.needs_input_grad)), None)
 
@@ -108,21 +114,24 @@ def ssd_cpu(
     B: torch.Tensor,
     C: torch.Tensor,
     initial_state: torch.Tensor | None = None,
+    dt: torch.Tensor | None = None,
+    D: torch.Tensor | None = None,
     chunk_size: int = 32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SSD by the compiled CPU kernel.
 
     x: (b, l, h, p).  log_a: (b, l, h), <= 0.  B, C: (b, l, g, n), shared by the h / g
-    consecutive heads of each group.  initial_state: (b, h, p, n) or None (zeros).
+    consecutive heads of each group.  initial_state: (b, h, p, n) or None (zeros).  dt:
+    (b, l, h) input scale or None.  D: (h,) skip or None (both fused in the kernel).
     chunk_size: time steps between the states kept for the backward (at most 32 here).
     Returns y: (b, l, h, p) and the final state (b, h, p, n), in the inputs' promoted dtype.
     Raises BackendUnavailable when the kernel cannot be built here.
     """
     kernel()  # builds, or says why it cannot, before any tensor work
-    _check(x, log_a, B, C, initial_state)
+    _check(x, log_a, B, C, initial_state, dt, D)
     if chunk_size < 1:
         raise ValueError(f"ssd_cpu: chunk_size must be >= 1, got {chunk_size}")
-    tensors = [t for t in (x, log_a, B, C, initial_state) if t is not None]
+    tensors = [t for t in (x, log_a, B, C, initial_state, dt, D) if t is not None]
     if any(t.device.type != "cpu" for t in tensors):
         raise ValueError("ssd_cpu takes CPU tensors")
     dtype = tensors[0].dtype
@@ -142,6 +151,8 @@ def ssd_cpu(
         ready(B),
         ready(C),
         ready(initial_state),
+        None if dt is None else ready(dt),
+        None if D is None else ready(D),
         min(int(chunk_size), MAX_STEPS_BETWEEN_STATES),
     )
     return y.to(dtype), last_state.to(dtype)

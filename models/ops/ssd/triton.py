@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from models.ops.gated_linear_attention.triton import gated_linear_attention_triton
+from models.ops.ssd.scale_and_skip import scaled, with_skip
 
 
 def ssd_triton(
@@ -26,14 +27,18 @@ def ssd_triton(
     B: torch.Tensor,
     C: torch.Tensor,
     initial_state: torch.Tensor | None = None,
+    dt: torch.Tensor | None = None,
+    D: torch.Tensor | None = None,
     *,
     chunk_size: int = 32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x: (b, l, h, p).  log_a: (b, l, h), <= 0.  B, C: (b, l, g, n), shared by the h / g
-    consecutive heads of each group.  initial_state: (b, h, p, n) or None.  chunk_size: not
+    consecutive heads of each group.  initial_state: (b, h, p, n) or None.  dt: (b, l, h) input
+    scale or None.  D: (h,) skip or None (scale_and_skip.py).  chunk_size: not
     taken (the kernels' chunk is their tile, see the GLA kernels' docstring).
     Returns y: (b, l, h, p) in x's dtype and the final state (b, h, p, n)."""
     del chunk_size
+    raw, x = x, scaled(x, dt)
     batch, length, heads, width = x.shape
     groups, states = B.shape[2], B.shape[3]
     if heads % groups:
@@ -48,4 +53,4 @@ def ssd_triton(
     o, final = gated_linear_attention_triton(
         q.to(x.dtype), k.to(x.dtype), v, log_decay.to(x.dtype), None, initial
     )
-    return o.transpose(1, 2), final.transpose(-1, -2)
+    return with_skip(o.transpose(1, 2), raw, D), final.transpose(-1, -2)
