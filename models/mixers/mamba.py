@@ -85,11 +85,10 @@ class SelectiveSSM(nn.Module):
 
     def forward(self, u: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         real = mask.unsqueeze(-1).to(u.dtype)
-        # Causal depthwise conv and SiLU in one op, channels-last (nn.Conv1d's parameters).
-        u = causal_conv1d(u, self.conv1d.weight.squeeze(1), self.conv1d.bias, "silu")
-        # The conv bias and the window reaching past the last real token make padded positions
-        # non-zero: zero them again before the scan.
-        u = u * real
+        # Causal depthwise conv and SiLU in one op, channels-last (nn.Conv1d's parameters). The
+        # conv bias and the window reaching past the last real token make padded positions
+        # non-zero: the op zeroes them again (mask) before the scan.
+        u = causal_conv1d(u, self.conv1d.weight.squeeze(1), self.conv1d.bias, "silu", mask)
         dt, B, C = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.project_dt(dt)) * real  # delta = 0: padding leaves the state as is
         A = -torch.exp(self.A_log)

@@ -85,10 +85,9 @@ class SSDDirection(nn.Module):
     def forward(self, xBC: torch.Tensor, dt: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, _ = xBC.shape
         real = mask.unsqueeze(-1).to(xBC.dtype)
-        # Causal depthwise conv and SiLU in one op, channels-last (nn.Conv1d's parameters).
-        xBC = causal_conv1d(xBC, self.conv1d.weight.squeeze(1), self.conv1d.bias, "silu")
-        # Re-zero padding after the conv (bias, window past the last real token).
-        xBC = xBC * real
+        # Causal depthwise conv and SiLU in one op, channels-last (nn.Conv1d's parameters);
+        # padding re-zeroed by the op after the conv (bias, window past the last real token).
+        xBC = causal_conv1d(xBC, self.conv1d.weight.squeeze(1), self.conv1d.bias, "silu", mask)
         group_width = self.n_groups * self.d_state
         x, B, C = xBC.split([self.d_inner, group_width, group_width], dim=-1)
         x = x.unflatten(-1, (self.n_heads, -1))  # (B, L, H, P)

@@ -114,15 +114,20 @@ def dropout(length, dtype, g):
     return (x, 0.1, 0x1234_5678_9ABC), {}
 
 
-def _causal_conv1d(activation):
+def _causal_conv1d(activation, masked=False):
     """Mamba's conv: width 4 (longer than the shortest length), channels not a multiple of the
-    vector width."""
+    vector width; masked: padding at the end of rows (forward direction) and at their start (a
+    reversed row, as the bidirectional mixers' backward direction sees it)."""
 
     def case(length, dtype, g):
         x = _randn(g, 3, length, 37, dtype=dtype)
         weight = _randn(g, 37, 4, dtype=dtype, scale=0.5)
         bias = _randn(g, 37, dtype=dtype)
-        return (x, weight, bias, activation), {}
+        if not masked:
+            return (x, weight, bias, activation), {}
+        mask = torch.arange(length)[None, :] < _lengths(g, 3, length)[:, None]
+        mask[2] = mask[2].flip(0)
+        return (x, weight, bias, activation, mask), {}
 
     return case
 
@@ -200,7 +205,11 @@ CASES: dict[str, dict[str, Case]] = {
     },
     "favor": {"padded": favor},
     "dropout": {"activations": dropout},
-    "causal_conv1d": {"silu": _causal_conv1d("silu"), "linear": _causal_conv1d(None)},
+    "causal_conv1d": {
+        "silu": _causal_conv1d("silu"),
+        "linear": _causal_conv1d(None),
+        "silu_masked": _causal_conv1d("silu", masked=True),
+    },
     "vandermonde": {"shifted": vandermonde},
     "dplr_kernel": {"legs": dplr_kernel},
     "fft_conv": {"bidirectional": fft_conv},

@@ -29,10 +29,12 @@ def causal_conv1d(
     weight: torch.Tensor,
     bias: torch.Tensor | None,
     activation: str | None = "silu",
+    mask: torch.Tensor | None = None,
     *,
     backend: str | None = None,
 ) -> torch.Tensor:
     """x: (B, L, C).  weight: (C, K) (nn.Conv1d's (C, 1, K) without its middle axis).  bias:
-    (C,) or None.  activation: 'silu' or None.  backend: None = the run's kernel settings.
+    (C,) or None.  activation: 'silu' or None.  mask: (B, L) bool or None: the output is zeroed
+    where it is False (padding), fused on CPU.  backend: None = the run's kernel settings.
     Returns (B, L, C) in x's dtype."""
-    return OP(x, weight, bias, activation, backend=backend)
+    return OP(x, weight, bias, activation, mask, backend=backend)

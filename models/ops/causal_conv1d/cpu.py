@@ -31,21 +31,22 @@ def kernel():
 
 
 class _CompiledCausalConv1d(torch.autograd.Function):
-    """forward(x (B, L, C), wT (K, C), bias (C), silu) -> y (B, L, C); contiguous, one dtype."""
+    """forward(x (B, L, C), wT (K, C), bias (C), silu, keep (B, L) bool or None) -> y (B, L, C),
+    zero where keep is False; contiguous, one dtype."""
 
     @staticmethod
-    def forward(ctx, x, wT, bias, silu):
+    def forward(ctx, x, wT, bias, silu, keep):
         batch, length, channels = x.shape
         y = torch.empty_like(x)
         sizes = [batch, length, channels, wT.shape[0], int(silu)]
-        call(kernel(), "causal_conv1d_forward", [x, wT, bias, y], sizes)
-        ctx.save_for_backward(x, wT, bias)
+        call(kernel(), "causal_conv1d_forward", [x, wT, bias, keep, y], sizes)
+        ctx.save_for_backward(x, wT, bias, keep)
         ctx.silu = silu
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        x, wT, bias = ctx.saved_tensors
+        x, wT, bias, keep = ctx.saved_tensors
         batch, length, channels = x.shape
         width = wT.shape[0]
         grad_x = torch.empty_like(x)
@@ -55,14 +56,18 @@ class _CompiledCausalConv1d(torch.autograd.Function):
         call(
             kernel(),
             "causal_conv1d_backward",
-            [x, wT, bias, grad_y.contiguous(), grad_x, grad_wT, grad_bias],
+            [x, wT, bias, keep, grad_y.contiguous(), grad_x, grad_wT, grad_bias],
             [batch, length, channels, width, int(ctx.silu)],
         )
-        return grad_x, grad_wT.sum(0), grad_bias.sum(0), None
+        return grad_x, grad_wT.sum(0), grad_bias.sum(0), None, None
 
 
 def causal_conv1d_cpu(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str | None
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    activation: str | None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The op by the compiled CPU kernel; arguments as models.ops.causal_conv1d.causal_conv1d.
     Raises BackendUnavailable when the kernel cannot be built here."""
@@ -79,6 +84,8 @@ def causal_conv1d_cpu(
         )
     if bias is not None and tuple(bias.shape) != (x.shape[2],):
         raise ValueError(f"causal_conv1d: bias is {tuple(bias.shape)}, not ({x.shape[2]},)")
+    if mask is not None and tuple(mask.shape) != tuple(x.shape[:2]):
+        raise ValueError(f"causal_conv1d: mask is {tuple(mask.shape)}, not {tuple(x.shape[:2])}")
     if any(t.device.type != "cpu" for t in (x, weight) + ((bias,) if bias is not None else ())):
         raise ValueError("causal_conv1d_cpu takes CPU tensors")
     dtype = torch.promote_types(x.dtype, weight.dtype)
@@ -91,5 +98,6 @@ def causal_conv1d_cpu(
             weight.to(compute).t().contiguous(),
             bias.to(compute).contiguous(),
             activation == "silu",
+            None if mask is None else mask.to(torch.bool).contiguous(),
         )
     return y.to(x.dtype)

@@ -5,7 +5,9 @@
 //   y[b, t, c]   = silu(pre) = pre * sigmoid(pre)    (or pre, without the activation)
 //
 // on channels-last (b, l, c) arrays, the layout the mixers hold (nn.Conv1d wants (b, c, l): two
-// transposed copies per call).
+// transposed copies per call). An optional keep mask (b, l) of bytes zeroes y where it is 0
+// (and the gradient through those steps): the Mamba mixers re-zero padded positions after the
+// conv, which as a separate PyTorch multiply cost a pass over (b, l, c) each way.
 //
 // One task is one batch row and one 32-byte vector of channels (8 floats, 4 doubles; GCC's
 // vector extensions, see kernel_common.h), and inside it time runs innermost with everything a
@@ -49,6 +51,8 @@ constexpr int kMaxWidth = 64;
 struct Sizes {
   int64_t batch, length, channels, width;
   bool silu;
+  const uint8_t* keep;  // (b, l) or null: y = 0 where keep is 0
+  bool kept(int64_t b, int64_t t) const { return keep == nullptr || keep[b * length + t] != 0; }
 };
 
 template <typename T>
@@ -80,6 +84,10 @@ void forward_task(const Sizes& s, const T* x, const T* wT, const T* bias, T* y, 
   for (int64_t t = 0; t < s.length; ++t) {
     for (int64_t k = 0; k + 1 < width; ++k) window[k] = window[k + 1];
     window[width - 1] = load_part(row + t * C, j, C);
+    if (!s.kept(b, t)) {
+      store_part(out + t * C, j, C, splat(T(0)));
+      continue;
+    }
     Vec<T> pre = b_j;
     for (int64_t k = 0; k < width; ++k) pre += w[k] * window[k];
     store_part(out + t * C, j, C, s.silu ? pre * sigmoid<T>(pre) : pre);
@@ -106,9 +114,10 @@ void backward_task(const Sizes& s, const T* x, const T* wT, const T* bias, const
   const T* dy_row = grad_y + b * L * C;
   T* dx_row = grad_x + b * L * C;
   for (int64_t t = L - 1; t >= 0; --t) {
-    const Vec<T> dy = load_part(dy_row + t * C, j, C);
+    const bool kept = s.kept(b, t);
+    const Vec<T> dy = kept ? load_part(dy_row + t * C, j, C) : splat(T(0));
     Vec<T> g = dy;
-    if (s.silu) {
+    if (s.silu && kept) {
       Vec<T> pre = b_j;
       for (int64_t k = 0; k < width; ++k) pre += w[k] * window[k];
       const Vec<T> sig = sigmoid<T>(pre);
@@ -174,19 +183,20 @@ void backward(const Sizes& s, const T* x, const T* wT, const T* bias, const T* g
 }  // namespace
 
 #define FORWARD_ENTRY(NAME, T)                                                                \
-  extern "C" int NAME(const T* x, const T* wT, const T* bias, T* y, int64_t batch,            \
-                      int64_t length, int64_t channels, int64_t width, int64_t silu) {        \
+  extern "C" int NAME(const T* x, const T* wT, const T* bias, const uint8_t* keep, T* y,     \
+                      int64_t batch, int64_t length, int64_t channels, int64_t width,         \
+                      int64_t silu) {                                                         \
     if (width < 1 || width > kMaxWidth) return 1;                                             \
-    const Sizes s{batch, length, channels, width, silu != 0};                                 \
+    const Sizes s{batch, length, channels, width, silu != 0, keep};                           \
     return guarded([&] { forward<T>(s, x, wT, bias, y); });                                   \
   }
 
 #define BACKWARD_ENTRY(NAME, T)                                                               \
-  extern "C" int NAME(const T* x, const T* wT, const T* bias, const T* grad_y, T* grad_x,     \
-                      T* grad_wT, T* grad_bias, int64_t batch, int64_t length,                \
-                      int64_t channels, int64_t width, int64_t silu) {                        \
+  extern "C" int NAME(const T* x, const T* wT, const T* bias, const uint8_t* keep,            \
+                      const T* grad_y, T* grad_x, T* grad_wT, T* grad_bias, int64_t batch,    \
+                      int64_t length, int64_t channels, int64_t width, int64_t silu) {        \
     if (width < 1 || width > kMaxWidth) return 1;                                             \
-    const Sizes s{batch, length, channels, width, silu != 0};                                 \
+    const Sizes s{batch, length, channels, width, silu != 0, keep};                           \
     return guarded([&] { backward<T>(s, x, wT, bias, grad_y, grad_x, grad_wT, grad_bias); }); \
   }
 
