@@ -22,7 +22,7 @@ real block of its sequence (no query block has more candidate blocks than r; e.g
 L 201 in 4 blocks of 64), the pattern is full attention, each key counted once, and the layer
 computes it as full attention (the Transformer's `attention` op) instead of gathering 3 + g + r
 blocks per query block, which there cost more than the whole sequence (8 blocks of keys against
-4; ~4x slower `mini` steps, measured). The function is the same; only attention dropout draws
+4; ~5x slower `mini` steps at one thread, measured). The function is the same; only attention dropout draws
 its masks differently. `dense_when_covered=False` keeps the block form (tests compare the two).
 """
 
@@ -91,7 +91,7 @@ class BigBirdAttention(BlockedAttention):
         )
 
     @property
-    def backend(self) -> str:
+    def backend(self) -> str | None:
         """What computed the block form, for the run record (None: it never ran; the full
         attention op reports itself)."""
         return BLOCK_FORM if self.ran_block_form else None
