@@ -20,15 +20,14 @@ share a query's chunk still depends on how later positions hash (the pattern, no
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from models.ops.attention.blocked import MASKED, attend, neighbour_blocks, pad_to_multiple
+from models.ops.attention.blocked import attend, neighbour_blocks, pad_to_multiple
+from models.ops.lsh_bias import lsh_bias
+from models.ops.lsh_bias.reference import SELF_PENALTY
 
-# Subtracted from a position's score for itself: attend to self only if nothing else.
-SELF_PENALTY = 1e5
+__all__ = ["SELF_PENALTY", "LSHAttention"]
 
 
 class LSHAttention(nn.Module):
@@ -43,6 +42,7 @@ class LSHAttention(nn.Module):
     """
 
     backend = "torch.lsh"
+    ops = ("lsh_bias",)  # the pairs' additive bias
 
     def __init__(
         self,
@@ -115,7 +115,6 @@ class LSHAttention(nn.Module):
         positions = torch.arange(padded, device=qk.device)
         order = (buckets * padded + positions).argsort(-1)  # (B, H, R, L)
         rank = order.argsort(-1)
-        chunk_of = rank // chunk  # (B, H, R, L): chunk of each position in each round
 
         def sort(t: torch.Tensor) -> torch.Tensor:  # (B, H, L, E) -> (B, H, R, N, W, E)
             index = order.flatten(2)[..., None].expand(-1, -1, -1, t.shape[-1])
@@ -123,31 +122,15 @@ class LSHAttention(nn.Module):
 
         keys = qk * torch.rsqrt(qk.pow(2).mean(-1, keepdim=True) + 1e-6)  # |k| = sqrt(E)
         sorted_q, sorted_k, sorted_v = sort(qk), sort(keys), sort(v)
-        q_pos = order.view(batch, heads, rounds, n_chunks, chunk)
-        q_bucket = buckets.gather(-1, order).view_as(q_pos)
         # Keys: own chunk and the previous one (none before the first).
-        k_pos = neighbour_blocks(q_pos, 3, 1, 0, value=-1)  # (B, H, R, N, 2W)
-        k_bucket = neighbour_blocks(q_bucket, 3, 1, 0, value=-1)
         sorted_k = neighbour_blocks(sorted_k, 3, 1, 0)
         sorted_v = neighbour_blocks(sorted_v, 3, 1, 0)
 
         # Scored pairs are (B, H, R, N, W queries, 2W keys). Everything about a pair that is not
-        # its score goes into one additive bias, built in place (no gradient): -log N_ij, the self
+        # its score is one additive bias (no gradient; the lsh_bias op): -log N_ij, the self
         # penalty, and MASKED at forbidden pairs (s + MASKED == MASKED in float32), so that
         # attend adds it once instead of masking the scores (a copy forward and backward).
-        allowed = (q_bucket.unsqueeze(-1) == k_bucket.unsqueeze(-2)) & (
-            k_bucket < self.n_buckets
-        ).unsqueeze(-2)
-        if self.causal:
-            allowed = allowed & (k_pos.unsqueeze(-2) <= q_pos.unsqueeze(-1))
-        is_self = q_pos.unsqueeze(-1) == k_pos.unsqueeze(-2)
-        if rounds > 1:
-            # A position is in its own set in every round, so its count is `rounds`.
-            bias = self._log_shared_rounds(chunk_of, buckets, q_pos, k_pos).neg_()
-            bias = bias.masked_fill_(is_self, -SELF_PENALTY - math.log(rounds))
-        else:
-            bias = is_self.float() * -SELF_PENALTY
-        bias = bias.masked_fill_(~allowed, MASKED)
+        bias = lsh_bias(buckets, order, self.n_buckets, chunk, self.causal)
         out, lse = attend(
             sorted_q, sorted_k, sorted_v, None, bias, self.dropout if self.training else 0.0
         )
@@ -157,31 +140,3 @@ class LSHAttention(nn.Module):
         lse = lse.flatten(3, 4).gather(3, rank)  # (B, H, R, L)
         weights = torch.softmax(lse, dim=2).unsqueeze(-1).to(out.dtype)
         return (out * weights).sum(2)[:, :, :length]
-
-    def _log_shared_rounds(
-        self,
-        chunk_of: torch.Tensor,
-        buckets: torch.Tensor,
-        q_pos: torch.Tensor,
-        k_pos: torch.Tensor,
-    ) -> torch.Tensor:
-        """log N_ij for every scored pair, N_ij = in how many rounds j shares i's bucket and sits
-        in i's chunk or the one before (0 where N_ij <= 1: j outside i's set is masked anyway).
-        q_pos (B, H, R, N, W), k_pos (B, H, R, N, 2W) -> float (B, H, R, N, W, 2W)."""
-        shape = q_pos.shape
-        q_index, k_index = q_pos.flatten(2), k_pos.clamp_min(0).flatten(2)
-        # One code per (round, position): same bucket and chunk one behind or equal <=> the
-        # codes differ by 0 or 1 (a chunk index never reaches the n_chunks + 1 spacing).
-        code = (buckets * (chunk_of.amax() + 2) + chunk_of).int()  # (B, H, R, L)
-        count = torch.zeros(*shape, k_pos.shape[-1], dtype=torch.uint8, device=q_pos.device)
-        for r in range(self.n_hashes):
-            q_code = code[:, :, r].gather(2, q_index).view(shape)
-            k_code = code[:, :, r].gather(2, k_index).view(*shape[:-1], -1)
-            gap = q_code.unsqueeze(-1) - k_code.unsqueeze(-2)
-            count += (gap.bitwise_and_(-2) == 0).view(torch.uint8)  # gap in {0, 1}; no copy
-        # N takes the values 0..R: log N by one masked fill per value, not a float copy and a
-        # log of the whole (..., W, 2W) tensor.
-        log_count = torch.zeros(count.shape, dtype=torch.float32, device=count.device)
-        for n in range(2, self.n_hashes + 1):
-            log_count.masked_fill_(count == n, math.log(n))
-        return log_count

@@ -13,6 +13,8 @@ kernel) where they exist. Mixers (models/mixers/) call ops and never hold the ma
 | dplr_kernel            | s4                                                               |
 | fft_conv               | s4, s4d, dss, h3, hyena, mega                                    |
 | diagonal_recurrence    | s5, lru                                                          |
+| causal_conv1d          | mamba, mamba2; nystromformer's value convolution                 |
+| lsh_bias               | reformer                                                         |
 
 How a backend is chosen, and what the run record says about it: models/ops/dispatch.py.
 """

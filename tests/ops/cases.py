@@ -189,6 +189,23 @@ def _diagonal(reverse: bool) -> Case:
     return case
 
 
+def _lsh_bias(rounds: int, causal: bool) -> Case:
+    """Reformer's buckets and sort order: 3 rows x 2 heads, chunks of 8 (the length rounded up to
+    whole chunks), 4 buckets so that pairs share buckets often, padding (bucket 4) at the end of
+    rows 1 and 2."""
+
+    def case(length, dtype, g):
+        chunk, n_buckets = 8, 4
+        padded = -(-length // chunk) * chunk
+        buckets = torch.randint(0, n_buckets, (3, 2, rounds, padded), generator=g)
+        real = torch.arange(padded)[None, :] < _lengths(g, 3, padded)[:, None]
+        buckets = buckets.masked_fill(~real[:, None, None, :], n_buckets)
+        order = (buckets * padded + torch.arange(padded)).argsort(-1)
+        return (buckets, order, n_buckets, chunk, causal), {}
+
+    return case
+
+
 # op name -> {case name: case}. Every backend of the op runs every case.
 CASES: dict[str, dict[str, Case]] = {
     "selective_scan": {"mamba": selective_scan},
@@ -214,6 +231,11 @@ CASES: dict[str, dict[str, Case]] = {
     "dplr_kernel": {"legs": dplr_kernel},
     "fft_conv": {"bidirectional": fft_conv},
     "diagonal_recurrence": {"forward": _diagonal(False), "reverse": _diagonal(True)},
+    "lsh_bias": {
+        "two_rounds": _lsh_bias(2, False),
+        "one_round": _lsh_bias(1, False),
+        "three_rounds_causal": _lsh_bias(3, True),
+    },
 }
 
 

@@ -64,6 +64,8 @@ def run_with_gradients(op, args: tuple, options: dict, backend: str, weights: li
         for o, w in zip(outputs, weights)
     )
     leaves = _leaves(args)
+    if not leaves:  # an op of integer inputs (lsh_bias): outputs only
+        return [o.detach() for o in outputs], [], weights
     gradients = torch.autograd.grad(loss, leaves, allow_unused=True)
     gradients = [torch.zeros_like(x) if gr is None else gr for x, gr in zip(leaves, gradients)]
     return [o.detach() for o in outputs], gradients, weights
