@@ -38,6 +38,7 @@ class Case:
     make: Callable[[int, str, str], Inputs]
     half: bool = False
     slow_reference_cpu: str | None = None  # why the reference is not timed on CPU, if it is not
+    forward_only: str | None = None  # why the op has no backward (its "fwd+bwd" is its forward)
 
 
 def _randn(*shape, device, scale=1.0, grad=True):
@@ -163,6 +164,18 @@ def dplr_kernel(length, device, size):
     return Inputs((*leaves, length), {}, flops.dplr_kernel(), shape)
 
 
+def lsh_bias(length, device, size):
+    b, h = (16, 8) if size == "cuda" else (2, 4)
+    chunk, rounds = 64, 2
+    padded = -(-length // chunk) * chunk
+    n_buckets = max(2, 2 * (padded // chunk // 2))  # about L / chunk_size, even (the config's rule)
+    buckets = torch.randint(0, n_buckets, (b, h, rounds, padded), device=device)
+    order = (buckets * padded + torch.arange(padded, device=device)).argsort(-1)
+    shape = f"B {b}, H {h}, 2 rounds, chunks of {chunk}, {n_buckets} buckets (Reformer)"
+    work = flops.lsh_bias(b, h, rounds, padded, chunk)
+    return Inputs((buckets, order, n_buckets, chunk, False), {}, work, shape)
+
+
 # op name -> its case. An op without one is listed in the report as "no benchmark case".
 CASES: dict[str, Case] = {
     "attention": Case(attention, half=True),
@@ -179,6 +192,7 @@ CASES: dict[str, Case] = {
         "L = 1024 (measured: 60 s forward + backward at L = 512, B 4, h 256, 2 cores)",
     ),
     "diagonal_recurrence": Case(diagonal_recurrence),
+    "lsh_bias": Case(lsh_bias, forward_only="a function of bucket and position indices"),
     "dplr_kernel": Case(
         dplr_kernel,
         slow_reference_cpu="L dense (N x N) complex steps: 134 s forward + backward at L = 1024, "

@@ -52,6 +52,11 @@ def causal_conv1d(batch: int, length: int, channels: int, width: int) -> float:
     return batch * length * channels * (2.0 * width + 1.0 + 4.0)
 
 
+def lsh_bias(batch: int, heads: int, rounds: int, length: int, chunk: int) -> float:
+    """One per scored pair (B H R L queries x 2W keys): a compare, and the bias written."""
+    return float(batch * heads * rounds * length * 2 * chunk)
+
+
 def dropout(elements: int) -> float:
     """Per element: its random word, a compare and a multiply, counted as 1 (the useful work is
     the mask; Philox's ~10 integer operations per word are the form's cost, not the op's)."""

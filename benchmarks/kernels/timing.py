@@ -83,7 +83,10 @@ def first_output(result) -> torch.Tensor:
 def forward_backward(
     forward: Callable[[], object], leaves: list[torch.Tensor]
 ) -> Callable[[], object]:
-    """A function running forward and the backward of its first output into `leaves`."""
+    """A function running forward and the backward of its first output into `leaves`; forward
+    itself when there are none (an op of integer inputs, cases.Case.forward_only)."""
+    if not leaves:
+        return forward
     sample = first_output(forward())
     generator = torch.Generator(device=sample.device).manual_seed(0)
     gradient = torch.randn(
