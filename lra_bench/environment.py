@@ -10,6 +10,7 @@ import re
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,20 +36,27 @@ def choose_device(name: str = "auto") -> torch.device:
     return device
 
 
-def git_state() -> dict:
-    """{'commit': sha or None, 'dirty': bool or None} of the repository holding this code."""
+# The harness's own outputs: runs rewrite the leaderboards and records committed there, so a
+# change under it says nothing about the code that ran.
+OUTPUTS = "results"
+
+
+def git_state(root: Path = REPO_ROOT) -> dict:
+    """{'commit': sha or None, 'dirty': bool or None} of the repository at `root` (the one
+    holding this code); dirty: a tracked file differs from the commit outside results/ (a run
+    that writes into the repository's results/ leaves its successors clean)."""
 
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(
-                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
             )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){OUTPUTS}")
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
