@@ -110,6 +110,21 @@ def run_grid(commands: list[list[str]], dry_run: bool, jobs: int, threads: int |
             print(future.result(), flush=True)
 
 
+def pretraining_record(finetune_record: Path, run_dir: str) -> Path:
+    """The record of the pretraining a fine-tuning run names: at the directory it names, or,
+    where the results were moved since (a worktree's results copied into the repository), the
+    directory of that name beside the fine-tuning run, where the runner puts it."""
+    named = Path(run_dir) / RECORD_NAME
+    if named.exists():
+        return named
+    beside = finetune_record.parent.parent / Path(run_dir).name / RECORD_NAME
+    if beside.exists():
+        return beside
+    raise FileNotFoundError(
+        f"{finetune_record}: its pretraining {run_dir} is neither there nor beside it"
+    )
+
+
 def collect(task, model, seed, cell, results, extra) -> dict | None:
     """One run's line of spt_runs.csv, or None when it has no record yet."""
     cfg = compose(overrides_of(task, model, seed, cell, results, extra))
@@ -131,9 +146,10 @@ def collect(task, model, seed, cell, results, extra) -> dict | None:
         "pretrain_steps": 0,
         "pretrain_wall_s": 0.0,
         "pretrain_run": None,
+        "git_commit": (record.git_commit or "unknown")[:7],
     }
     if record.pretrained_from:
-        pre = RunRecord.read(Path(record.pretrained_from["run_dir"]) / RECORD_NAME)
+        pre = RunRecord.read(pretraining_record(path, record.pretrained_from["run_dir"]))
         row.update(
             pretrain_metric=pre.metric,
             pretrain_value=pre.best_val_metric,
@@ -163,11 +179,16 @@ def _accuracies(rows, task, model, cell) -> list[float]:
 def table(rows: list[dict], tasks, models) -> str:
     """The Markdown of spt_table.md."""
     git = git_state()
+    commits = {}
+    for row in rows:
+        commits.setdefault(row["model"], set()).add(row["git_commit"])
+    runs_at = "; ".join(f"{m} at {', '.join(sorted(c))}" for m, c in sorted(commits.items()))
     lines = [
         "# Self-pretraining at the mini profile (benchmarks/spt_mini.py)",
         "",
-        f"Machine: {cpu_name()} ({os.cpu_count()} cores); code at git {git['commit']}"
-        f"{' (uncommitted changes)' if git['dirty'] else ''}; written "
+        f"Machine: {cpu_name()} ({os.cpu_count()} cores); runs: {runs_at} (each record's"
+        f" git_commit); table written at git {git['commit'][:7] if git['commit'] else 'unknown'}"
+        f"{' (uncommitted changes)' if git['dirty'] else ''}, "
         f"{time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "",
         "Test accuracy (%), mean ± std over seeds (count). tied: pretraining + fine-tuning = "
