@@ -109,7 +109,7 @@ class Mamba(nn.Module):
     the step-by-step scan.
     """
 
-    ops = ("selective_scan",)
+    ops = ("selective_scan", "causal_conv1d")
 
     def __init__(
         self,

@@ -112,7 +112,7 @@ class Mamba2(nn.Module):
     the step-by-step recurrence.
     """
 
-    ops = ("ssd",)
+    ops = ("ssd", "causal_conv1d")
 
     def __init__(
         self,
