@@ -32,19 +32,16 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from lra_bench.environment import git_state  # noqa: E402
 
 
 def commit_of(repo: Path) -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True
-    )
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip() + (" (dirty)" if dirty.stdout.strip() else "")
+    """The measured checkout's short commit, '(dirty)' where its code differs from it (the run
+    records' rule: results/ left out)."""
+    git = git_state(repo)
+    return (git["commit"] or "unknown")[:7] + (" (dirty)" if git["dirty"] else "")
 
 
 def measure(
