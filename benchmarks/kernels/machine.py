@@ -5,34 +5,16 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import os
-import platform
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
 
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from lra_bench.environment import cpu_name, git_state  # noqa: E402
 
 
 def _version(package: str) -> str | None:
@@ -44,19 +26,19 @@ def _version(package: str) -> str | None:
 
 def describe(device: torch.device) -> dict:
     """Device, CPU, threads, versions, git commit and dirty flag, date, load average."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    git = git_state()
     header = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "cpu": cpu_model(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "triton": _version("triton"),
         "python": sys.version.split()[0],
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if hasattr(os, "getloadavg"):
